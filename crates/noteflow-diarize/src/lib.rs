@@ -1,0 +1,2 @@
+pub mod diarization;
+pub use diarization::{Diarization, Turn};
