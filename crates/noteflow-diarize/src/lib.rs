@@ -1,2 +1,10 @@
+pub mod audio;
+pub mod backend;
+pub mod clustering;
 pub mod diarization;
+pub mod fbank;
+pub mod metrics;
+pub mod models;
+pub mod pipeline;
+pub mod rttm;
 pub use diarization::{Diarization, Turn};

@@ -1,0 +1,67 @@
+//! Inference back-ends: who runs the two neural networks.
+//!
+//! The pipeline only needs two calls: "segment this 10 s window" and "embed these features". The
+//! default back-end is tract (pure Rust, nothing to install); ONNX Runtime is an optional cargo
+//! feature that loads `libonnxruntime.so` at run time for speed.
+
+use crate::models::{ModelDir, ModelError};
+
+pub mod tract;
+#[cfg(feature = "onnxruntime")]
+pub mod onnxruntime;
+
+/// Samples in one segmentation window: 10 s at 16 kHz, the length the model was trained on.
+pub const WINDOW_SAMPLES: usize = 160_000;
+/// Output frames per window of segmentation-3.0.
+pub const FRAMES_PER_WINDOW: usize = 589;
+/// Powerset classes: {}, {1}, {2}, {3}, {1,2}, {1,3}, {2,3}.
+pub const POWERSET_CLASSES: usize = 7;
+/// Dimension of a CAM++ embedding.
+pub const EMBEDDING_DIM: usize = 192;
+
+/// The two networks of the pipeline, behind one interface so back-ends are interchangeable.
+/// Implementations must be usable from several threads at once.
+pub trait Backend: Send + Sync {
+    fn name(&self) -> &'static str;
+
+    /// Segmentation of one window of `WINDOW_SAMPLES` samples in [-1, 1]:
+    /// `FRAMES_PER_WINDOW × POWERSET_CLASSES` log-probabilities, row-major.
+    fn segment(&self, window: &[f32]) -> Result<Vec<f32>, ModelError>;
+
+    /// Speaker embedding of mean-normalised fbank features, row-major `[frames, 80]`.
+    fn embed(&self, features: &[f32]) -> Result<Vec<f32>, ModelError>;
+}
+
+/// Which back-end to load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendKind {
+    #[default]
+    Tract,
+    OnnxRuntime,
+}
+
+impl std::str::FromStr for BackendKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "tract" => Ok(Self::Tract),
+            "ort" | "onnxruntime" => Ok(Self::OnnxRuntime),
+            other => Err(format!("unknown back-end {other:?}: expected \"tract\" or \"onnxruntime\"")),
+        }
+    }
+}
+
+/// Load the chosen back-end from `models`.
+pub fn load(kind: BackendKind, models: &ModelDir) -> Result<Box<dyn Backend>, ModelError> {
+    match kind {
+        BackendKind::Tract => Ok(Box::new(tract::TractBackend::load(models)?)),
+        #[cfg(feature = "onnxruntime")]
+        BackendKind::OnnxRuntime => Ok(Box::new(onnxruntime::OrtBackend::load(models)?)),
+        #[cfg(not(feature = "onnxruntime"))]
+        BackendKind::OnnxRuntime => Err(ModelError::Load {
+            file_name: "libonnxruntime",
+            message: "this build has no ONNX Runtime back-end; rebuild with `--features onnxruntime`".into(),
+        }),
+    }
+}

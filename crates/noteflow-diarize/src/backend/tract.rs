@@ -1,0 +1,86 @@
+//! Pure-Rust inference with tract.
+
+use tract_onnx::prelude::*;
+
+use super::{Backend, EMBEDDING_DIM, FRAMES_PER_WINDOW, POWERSET_CLASSES, WINDOW_SAMPLES};
+use crate::fbank::NUM_MEL_BINS;
+use crate::models::{ModelDir, ModelError, EMBEDDING_CAMPPLUS, SEGMENTATION_STATIC};
+
+type Plan = Arc<TypedRunnableModel>;
+
+pub struct TractBackend {
+    segmentation: Plan,
+    embedding: Plan,
+}
+
+fn load_error(file_name: &'static str) -> impl Fn(TractError) -> ModelError {
+    move |e| ModelError::Load { file_name, message: format!("{e:#}") }
+}
+
+fn inference_error(model: &'static str) -> impl Fn(TractError) -> ModelError {
+    move |e| ModelError::Inference { model, message: format!("{e:#}") }
+}
+
+impl TractBackend {
+    pub fn load(models: &ModelDir) -> Result<Self, ModelError> {
+        let seg_path = models.verified(&SEGMENTATION_STATIC)?;
+        let err = load_error(SEGMENTATION_STATIC.file_name);
+        let segmentation = tract_onnx::onnx()
+            .model_for_path(&seg_path)
+            .and_then(|m| m.with_input_fact(0, f32::fact([1, 1, WINDOW_SAMPLES]).into()))
+            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_runnable())
+            .map_err(&err)?;
+
+        let emb_path = models.verified(&EMBEDDING_CAMPPLUS)?;
+        let err = load_error(EMBEDDING_CAMPPLUS.file_name);
+        let mut embedding = tract_onnx::onnx().model_for_path(&emb_path).map_err(&err)?;
+        let frames = embedding.symbols.sym("T");
+        embedding
+            .set_input_fact(
+                0,
+                f32::fact([1.to_dim(), frames.to_dim(), NUM_MEL_BINS.to_dim()]).into(),
+            )
+            .map_err(&err)?;
+        let embedding = embedding
+            .into_optimized()
+            .and_then(|m| m.into_runnable())
+            .map_err(&err)?;
+        Ok(Self { segmentation, embedding })
+    }
+}
+
+impl Backend for TractBackend {
+    fn name(&self) -> &'static str {
+        "tract"
+    }
+
+    fn segment(&self, window: &[f32]) -> Result<Vec<f32>, ModelError> {
+        let err = inference_error("segmentation");
+        let input = Tensor::from_shape(&[1, 1, WINDOW_SAMPLES], window).map_err(&err)?;
+        let out = self.segmentation.run(tvec!(input.into())).map_err(&err)?;
+        let view = out[0].to_plain_array_view::<f32>().map_err(&err)?;
+        if view.shape() != [1, FRAMES_PER_WINDOW, POWERSET_CLASSES] {
+            return Err(ModelError::Inference {
+                model: "segmentation",
+                message: format!("unexpected output shape {:?}", view.shape()),
+            });
+        }
+        Ok(view.iter().copied().collect())
+    }
+
+    fn embed(&self, features: &[f32]) -> Result<Vec<f32>, ModelError> {
+        let err = inference_error("embedding");
+        let frames = features.len() / NUM_MEL_BINS;
+        let input = Tensor::from_shape(&[1, frames, NUM_MEL_BINS], features).map_err(&err)?;
+        let out = self.embedding.run(tvec!(input.into())).map_err(&err)?;
+        let view = out[0].to_plain_array_view::<f32>().map_err(&err)?;
+        if view.len() != EMBEDDING_DIM {
+            return Err(ModelError::Inference {
+                model: "embedding",
+                message: format!("unexpected output shape {:?}", view.shape()),
+            });
+        }
+        Ok(view.iter().copied().collect())
+    }
+}
