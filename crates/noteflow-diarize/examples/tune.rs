@@ -9,7 +9,8 @@ fn main() {
     if let Ok(v) = std::env::var("THR") { cfg.threshold = v.parse().unwrap(); }
     if let Ok(v) = std::env::var("MINCL") { cfg.min_cluster_seconds = v.parse().unwrap(); }
     if std::env::var("CENTROID").is_ok() { cfg.linkage = noteflow_diarize::clustering::Linkage::Centroid; }
-    let b = backend::load(backend::BackendKind::Tract, &ModelDir::default_location()).unwrap();
+    if let Ok(v) = std::env::var("THREADS") { cfg.threads = v.parse().unwrap(); }
+    let b: Box<dyn backend::Backend> = Box::new(Timed { inner: backend::load(backend::BackendKind::Tract, &ModelDir::default_location()).unwrap(), seg: Default::default(), emb: Default::default() });
     let d = Diarizer::new(b, cfg);
     let mut tot = metrics::DerReport::default();
     for wav in &args {
@@ -25,4 +26,12 @@ fn main() {
         tot += rep;
     }
     println!("TOTAL DER {:.2}%", tot.der * 100.0);
+}
+
+use std::sync::atomic::{AtomicU64, Ordering};
+struct Timed { inner: Box<dyn backend::Backend>, seg: AtomicU64, emb: AtomicU64 }
+impl backend::Backend for Timed {
+    fn name(&self) -> &'static str { "timed" }
+    fn segment(&self, w: &[f32]) -> Result<Vec<f32>, noteflow_diarize::models::ModelError> { let t = Instant::now(); let r = self.inner.segment(w); let n = self.seg.fetch_add(1, Ordering::Relaxed); if n % 20 == 0 { eprintln!("seg#{n} {:?}", t.elapsed()); } r }
+    fn embed(&self, w: &[f32]) -> Result<Vec<f32>, noteflow_diarize::models::ModelError> { let t = Instant::now(); let r = self.inner.embed(w); let n = self.emb.fetch_add(1, Ordering::Relaxed); if n % 20 == 0 { eprintln!("emb#{n} {:?}", t.elapsed()); } r }
 }

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 
 use crate::audio::{Audio16k, SAMPLE_RATE};
-use crate::backend::{Backend, EMBEDDING_DIM, FRAMES_PER_WINDOW, POWERSET_CLASSES, WINDOW_SAMPLES};
+use crate::backend::{Backend, EMBEDDING_CHUNK_FRAMES, EMBEDDING_DIM, FRAMES_PER_WINDOW, POWERSET_CLASSES, WINDOW_SAMPLES};
 use crate::clustering::{self, Dendrogram, Linkage};
 use crate::fbank::{self, Fbank, FRAME_LENGTH, FRAME_SHIFT, NUM_MEL_BINS};
 use crate::models::ModelError;
@@ -27,10 +27,6 @@ const RECEPTIVE_FIELD_SAMPLES: usize = 991;
 const LOCAL_SPEAKERS: usize = 3;
 /// Which local speakers each powerset class contains, as a bit set.
 const POWERSET: [u8; POWERSET_CLASSES] = [0b000, 0b001, 0b010, 0b100, 0b011, 0b101, 0b110];
-/// Fbank frames per embedding chunk (3 s). CAM++ runs on fixed-length chunks so that the static,
-/// fast tract plan and ONNX Runtime compute the very same embeddings; longer speech is embedded
-/// chunk by chunk and the unit-length chunk embeddings are averaged.
-pub const EMBEDDING_CHUNK_FRAMES: usize = 300;
 /// Largest number of embeddings clustered directly; beyond it the dendrogram is built on an even
 /// sample (O(n²) memory) and every embedding joins its nearest centroid.
 const MAX_CLUSTERED_EMBEDDINGS: usize = 3000;

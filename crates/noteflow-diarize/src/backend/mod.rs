@@ -16,6 +16,10 @@ pub const WINDOW_SAMPLES: usize = 160_000;
 pub const FRAMES_PER_WINDOW: usize = 589;
 /// Powerset classes: {}, {1}, {2}, {3}, {1,2}, {1,3}, {2,3}.
 pub const POWERSET_CLASSES: usize = 7;
+/// Fbank frames per embedding call (3 s). CAM++ runs on fixed-length chunks so that tract can use a
+/// static plan (about 3× faster than a symbolic length) and both back-ends compute the very same
+/// embeddings; the pipeline embeds longer speech chunk by chunk and averages.
+pub const EMBEDDING_CHUNK_FRAMES: usize = 300;
 /// Dimension of a CAM++ embedding.
 pub const EMBEDDING_DIM: usize = 192;
 
@@ -28,7 +32,8 @@ pub trait Backend: Send + Sync {
     /// `FRAMES_PER_WINDOW × POWERSET_CLASSES` log-probabilities, row-major.
     fn segment(&self, window: &[f32]) -> Result<Vec<f32>, ModelError>;
 
-    /// Speaker embedding of mean-normalised fbank features, row-major `[frames, 80]`.
+    /// Speaker embedding of one chunk of mean-normalised fbank features, row-major
+    /// `[EMBEDDING_CHUNK_FRAMES, 80]`.
     fn embed(&self, features: &[f32]) -> Result<Vec<f32>, ModelError>;
 }
 

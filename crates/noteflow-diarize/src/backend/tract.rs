@@ -2,7 +2,7 @@
 
 use tract_onnx::prelude::*;
 
-use super::{Backend, EMBEDDING_DIM, FRAMES_PER_WINDOW, POWERSET_CLASSES, WINDOW_SAMPLES};
+use super::{Backend, EMBEDDING_CHUNK_FRAMES, EMBEDDING_DIM, FRAMES_PER_WINDOW, POWERSET_CLASSES, WINDOW_SAMPLES};
 use crate::fbank::NUM_MEL_BINS;
 use crate::models::{ModelDir, ModelError, EMBEDDING_CAMPPLUS, SEGMENTATION_STATIC};
 
@@ -34,16 +34,12 @@ impl TractBackend {
 
         let emb_path = models.verified(&EMBEDDING_CAMPPLUS)?;
         let err = load_error(EMBEDDING_CAMPPLUS.file_name);
-        let mut embedding = tract_onnx::onnx().model_for_path(&emb_path).map_err(&err)?;
-        let frames = embedding.symbols.sym("T");
-        embedding
-            .set_input_fact(
-                0,
-                f32::fact([1.to_dim(), frames.to_dim(), NUM_MEL_BINS.to_dim()]).into(),
-            )
-            .map_err(&err)?;
-        let embedding = embedding
-            .into_optimized()
+        let embedding = tract_onnx::onnx()
+            .model_for_path(&emb_path)
+            .and_then(|m| {
+                m.with_input_fact(0, f32::fact([1, EMBEDDING_CHUNK_FRAMES, NUM_MEL_BINS]).into())
+            })
+            .and_then(|m| m.into_optimized())
             .and_then(|m| m.into_runnable())
             .map_err(&err)?;
         Ok(Self { segmentation, embedding })
@@ -71,8 +67,8 @@ impl Backend for TractBackend {
 
     fn embed(&self, features: &[f32]) -> Result<Vec<f32>, ModelError> {
         let err = inference_error("embedding");
-        let frames = features.len() / NUM_MEL_BINS;
-        let input = Tensor::from_shape(&[1, frames, NUM_MEL_BINS], features).map_err(&err)?;
+        let input = Tensor::from_shape(&[1, EMBEDDING_CHUNK_FRAMES, NUM_MEL_BINS], features)
+            .map_err(&err)?;
         let out = self.embedding.run(tvec!(input.into())).map_err(&err)?;
         let view = out[0].to_plain_array_view::<f32>().map_err(&err)?;
         if view.len() != EMBEDDING_DIM {
