@@ -55,7 +55,10 @@ impl Dendrogram {
         let mut d = vec![0f32; n * n];
         for i in 0..n {
             for j in (i + 1)..n {
-                let cos = dot(&points[i * dim..(i + 1) * dim], &points[j * dim..(j + 1) * dim]);
+                let cos = dot(
+                    &points[i * dim..(i + 1) * dim],
+                    &points[j * dim..(j + 1) * dim],
+                );
                 let v = match linkage {
                     Linkage::Average => 1.0 - cos,
                     Linkage::Centroid => (2.0 - 2.0 * cos).max(0.0),
@@ -68,15 +71,16 @@ impl Dendrogram {
         let mut alive = vec![true; n];
         let mut nn = vec![0usize; n];
         let mut nn_dist = vec![f32::INFINITY; n];
-        let rescan = |i: usize, d: &[f32], alive: &[bool], nn: &mut [usize], nn_dist: &mut [f32]| {
-            nn_dist[i] = f32::INFINITY;
-            for k in 0..n {
-                if k != i && alive[k] && d[i * n + k] < nn_dist[i] {
-                    nn_dist[i] = d[i * n + k];
-                    nn[i] = k;
+        let rescan =
+            |i: usize, d: &[f32], alive: &[bool], nn: &mut [usize], nn_dist: &mut [f32]| {
+                nn_dist[i] = f32::INFINITY;
+                for k in 0..n {
+                    if k != i && alive[k] && d[i * n + k] < nn_dist[i] {
+                        nn_dist[i] = d[i * n + k];
+                        nn[i] = k;
+                    }
                 }
-            }
-        };
+            };
         for i in 0..n {
             rescan(i, &d, &alive, &mut nn, &mut nn_dist);
         }
@@ -89,7 +93,11 @@ impl Dendrogram {
             let b = nn[a];
             let (a, b) = (a.min(b), a.max(b));
             let dab = d[a * n + b];
-            merges.push(Merge { a, b, distance: dab });
+            merges.push(Merge {
+                a,
+                b,
+                distance: dab,
+            });
             let (sa, sb) = (size[a] as f32, size[b] as f32);
             for k in 0..n {
                 if !alive[k] || k == a || k == b {
@@ -98,10 +106,9 @@ impl Dendrogram {
                 let (dka, dkb) = (d[k * n + a], d[k * n + b]);
                 let merged = match linkage {
                     Linkage::Average => (sa * dka + sb * dkb) / (sa + sb),
-                    Linkage::Centroid => {
-                        ((sa * dka + sb * dkb) / (sa + sb) - sa * sb * dab / ((sa + sb) * (sa + sb)))
-                            .max(0.0)
-                    }
+                    Linkage::Centroid => ((sa * dka + sb * dkb) / (sa + sb)
+                        - sa * sb * dab / ((sa + sb) * (sa + sb)))
+                        .max(0.0),
                 };
                 d[k * n + a] = merged;
                 d[a * n + k] = merged;
@@ -126,7 +133,12 @@ impl Dendrogram {
 
     /// Number of clusters left once every merge closer than `threshold` is made.
     pub fn clusters_below(&self, threshold: f32) -> usize {
-        self.n - self.merges.iter().take_while(|m| m.distance <= threshold).count()
+        self.n
+            - self
+                .merges
+                .iter()
+                .take_while(|m| m.distance <= threshold)
+                .count()
     }
 
     /// Cluster label (0..k, in order of first member) of each point when cut into `k` clusters.
@@ -200,7 +212,13 @@ mod tests {
 
     #[test]
     fn separates_two_directions_and_cuts_at_k() {
-        let p = points(&[[1.0, 0.0], [0.99, 0.05], [0.0, 1.0], [0.05, 0.98], [0.98, -0.02]]);
+        let p = points(&[
+            [1.0, 0.0],
+            [0.99, 0.05],
+            [0.0, 1.0],
+            [0.05, 0.98],
+            [0.98, -0.02],
+        ]);
         for linkage in [Linkage::Average, Linkage::Centroid] {
             let d = Dendrogram::build(&p, 2, linkage);
             assert_eq!(d.clusters_below(0.3), 2, "{linkage:?}");
@@ -214,8 +232,14 @@ mod tests {
 
     #[test]
     fn tiny_inputs() {
-        assert_eq!(Dendrogram::build(&[], 2, Linkage::Average).cut(1), Vec::<usize>::new());
-        assert_eq!(Dendrogram::build(&points(&[[1.0, 0.0]]), 2, Linkage::Average).cut(3), vec![0]);
+        assert_eq!(
+            Dendrogram::build(&[], 2, Linkage::Average).cut(1),
+            Vec::<usize>::new()
+        );
+        assert_eq!(
+            Dendrogram::build(&points(&[[1.0, 0.0]]), 2, Linkage::Average).cut(3),
+            vec![0]
+        );
     }
 
     #[test]

@@ -14,7 +14,11 @@ pub struct Turn {
 
 impl Turn {
     pub fn new(start: f64, end: f64, speaker: impl Into<String>) -> Self {
-        Self { start, end, speaker: speaker.into() }
+        Self {
+            start,
+            end,
+            speaker: speaker.into(),
+        }
     }
 
     pub fn duration(&self) -> f64 {

@@ -43,8 +43,7 @@ impl Fbank {
             .map(|i| {
                 let hann = 0.5
                     - 0.5
-                        * (2.0 * std::f64::consts::PI * i as f64 / (FRAME_LENGTH - 1) as f64)
-                            .cos();
+                        * (2.0 * std::f64::consts::PI * i as f64 / (FRAME_LENGTH - 1) as f64).cos();
                 hann.powf(0.85) as f32
             })
             .collect();
@@ -80,7 +79,11 @@ impl Fbank {
             .collect();
 
         let fft = RealFftPlanner::<f32>::new().plan_fft_forward(FFT_SIZE);
-        Self { window, mel_banks, fft }
+        Self {
+            window,
+            mel_banks,
+            fft,
+        }
     }
 
     /// Number of frames for `num_samples` samples (snip edges: only whole frames).
@@ -123,7 +126,11 @@ impl Fbank {
                 *p = c.norm_sqr();
             }
             for (first, weights) in &self.mel_banks {
-                let energy: f32 = weights.iter().zip(&power[*first..]).map(|(w, p)| w * p).sum();
+                let energy: f32 = weights
+                    .iter()
+                    .zip(&power[*first..])
+                    .map(|(w, p)| w * p)
+                    .sum();
                 out.push(energy.max(f32::EPSILON).ln());
             }
         }
@@ -166,15 +173,27 @@ mod tests {
     #[test]
     fn a_tone_lights_the_mel_bin_holding_its_frequency() {
         let fbank = Fbank::new();
-        let tone: Vec<f32> =
-            (0..16000).map(|i| (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 16000.0).sin() * 0.5).collect();
+        let tone: Vec<f32> = (0..16000)
+            .map(|i| (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 16000.0).sin() * 0.5)
+            .collect();
         let mut feats = Vec::new();
         fbank.compute(&tone, &mut feats);
         let row = &feats[NUM_MEL_BINS * 10..NUM_MEL_BINS * 11];
-        let peak = row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+        let peak = row
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .unwrap()
+            .0;
         // 1 kHz is 1000.0 mel on Kaldi's scale; bins are spaced (mel(8k)-mel(20))/81 ≈ 26.4 mel apart.
-        let expected = ((mel_scale(1000.0) - mel_scale(LOW_FREQ)) / ((mel_scale(HIGH_FREQ) - mel_scale(LOW_FREQ)) / 81.0)).round() as usize - 1;
-        assert!(peak.abs_diff(expected) <= 1, "peak bin {peak}, expected about {expected}");
+        let expected = ((mel_scale(1000.0) - mel_scale(LOW_FREQ))
+            / ((mel_scale(HIGH_FREQ) - mel_scale(LOW_FREQ)) / 81.0))
+            .round() as usize
+            - 1;
+        assert!(
+            peak.abs_diff(expected) <= 1,
+            "peak bin {peak}, expected about {expected}"
+        );
     }
 
     #[test]

@@ -40,7 +40,10 @@ pub enum ModelError {
     #[error("models directory {0} does not exist (set --models or {MODELS_ENV})")]
     DirectoryMissing(PathBuf),
     #[error("model file {path} is missing: the engine needs {file_name} in its models directory (set --models or {MODELS_ENV})")]
-    FileMissing { path: PathBuf, file_name: &'static str },
+    FileMissing {
+        path: PathBuf,
+        file_name: &'static str,
+    },
     #[error("model file {path} is not the expected {file_name}: sha256 is {actual}, expected {expected}; restore the file from the project's models/ directory")]
     ChecksumMismatch {
         path: PathBuf,
@@ -55,9 +58,15 @@ pub enum ModelError {
         source: std::io::Error,
     },
     #[error("cannot load model {file_name}: {message}")]
-    Load { file_name: &'static str, message: String },
+    Load {
+        file_name: &'static str,
+        message: String,
+    },
     #[error("inference failed in {model}: {message}")]
-    Inference { model: &'static str, message: String },
+    Inference {
+        model: &'static str,
+        message: String,
+    },
 }
 
 /// A directory of model files.
@@ -97,7 +106,10 @@ impl ModelDir {
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ModelError::FileMissing { path, file_name: model.file_name })
+                return Err(ModelError::FileMissing {
+                    path,
+                    file_name: model.file_name,
+                })
             }
             Err(source) => return Err(ModelError::Io { path, source }),
         };
@@ -121,7 +133,11 @@ mod tests {
     #[test]
     fn bundled_models_verify() {
         let dir = ModelDir::default_location();
-        for model in [SEGMENTATION_STATIC, SEGMENTATION_DYNAMIC, EMBEDDING_CAMPPLUS] {
+        for model in [
+            SEGMENTATION_STATIC,
+            SEGMENTATION_DYNAMIC,
+            EMBEDDING_CAMPPLUS,
+        ] {
             dir.verified(&model).unwrap();
         }
     }
@@ -138,7 +154,11 @@ mod tests {
         assert!(matches!(err, ModelError::FileMissing { .. }), "{err}");
         assert!(err.to_string().contains("campplus-zh-en-common.onnx"));
 
-        std::fs::write(tmp.path().join(EMBEDDING_CAMPPLUS.file_name), b"not a model").unwrap();
+        std::fs::write(
+            tmp.path().join(EMBEDDING_CAMPPLUS.file_name),
+            b"not a model",
+        )
+        .unwrap();
         let err = dir.verified(&EMBEDDING_CAMPPLUS).unwrap_err();
         assert!(matches!(err, ModelError::ChecksumMismatch { .. }), "{err}");
         assert!(err.to_string().contains("sha256"));

@@ -13,7 +13,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 
 use crate::audio::{Audio16k, SAMPLE_RATE};
-use crate::backend::{Backend, EMBEDDING_CHUNK_FRAMES, EMBEDDING_DIM, FRAMES_PER_WINDOW, POWERSET_CLASSES, WINDOW_SAMPLES};
+use crate::backend::{
+    Backend, EMBEDDING_CHUNK_FRAMES, EMBEDDING_DIM, FRAMES_PER_WINDOW, POWERSET_CLASSES,
+    WINDOW_SAMPLES,
+};
 use crate::clustering::{self, Dendrogram, Linkage};
 use crate::fbank::{self, Fbank, FRAME_LENGTH, FRAME_SHIFT, NUM_MEL_BINS};
 use crate::models::ModelError;
@@ -65,7 +68,7 @@ impl Default for PipelineConfig {
             min_embed_seconds: 0.5,
             min_cluster_seconds: 6.0,
             linkage: Linkage::Average,
-            threshold: 0.6,
+            threshold: 0.3,
             min_duration_off: 0.0,
             min_duration_on: 0.0,
             threads: 0,
@@ -162,7 +165,11 @@ pub struct Diarizer {
 
 impl Diarizer {
     pub fn new(backend: Box<dyn Backend>, config: PipelineConfig) -> Self {
-        Self { backend, config, fbank: Fbank::new() }
+        Self {
+            backend,
+            config,
+            fbank: Fbank::new(),
+        }
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -256,10 +263,17 @@ impl Diarizer {
         if cancel.load(Ordering::Relaxed) {
             return Err(DiarizeError::Cancelled);
         }
-        Ok(results.into_iter().map(|w| w.expect("every window was processed")).collect())
+        Ok(results
+            .into_iter()
+            .map(|w| w.expect("every window was processed"))
+            .collect())
     }
 
-    fn process_window(&self, start_frame: usize, window: &[f32]) -> Result<WindowResult, ModelError> {
+    fn process_window(
+        &self,
+        start_frame: usize,
+        window: &[f32],
+    ) -> Result<WindowResult, ModelError> {
         let logits = self.backend.segment(window)?;
         let activity: Vec<u8> = logits
             .chunks_exact(POWERSET_CLASSES)
@@ -291,9 +305,17 @@ impl Diarizer {
             }
             let rows = select_fbank_rows(&features, &activity, bit, use_clean_only);
             let embedding = self.embed_rows(rows)?;
-            speakers.push(LocalSpeaker { local, embedding, seconds });
+            speakers.push(LocalSpeaker {
+                local,
+                embedding,
+                seconds,
+            });
         }
-        Ok(WindowResult { start_frame, activity, speakers })
+        Ok(WindowResult {
+            start_frame,
+            activity,
+            speakers,
+        })
     }
 
     /// Embedding of mean-normalised feature rows, chunked to `EMBEDDING_CHUNK_FRAMES`.
@@ -326,19 +348,19 @@ impl Diarizer {
     }
 
     /// Global speaker of each (window, local speaker), or `None` for local speakers left out.
-    fn cluster(&self, windows: &[WindowResult], constraints: SpeakerConstraints) -> Vec<[Option<usize>; LOCAL_SPEAKERS]> {
+    fn cluster(
+        &self,
+        windows: &[WindowResult],
+        constraints: SpeakerConstraints,
+    ) -> Vec<[Option<usize>; LOCAL_SPEAKERS]> {
         let mut points = Vec::new();
         let mut seconds = Vec::new();
-        let mut owners = Vec::new();
-        for (w, window) in windows.iter().enumerate() {
-            for s in &window.speakers {
-                points.extend_from_slice(&s.embedding);
-                seconds.push(s.seconds);
-                owners.push((w, s.local));
-            }
+        for s in windows.iter().flat_map(|w| &w.speakers) {
+            points.extend_from_slice(&s.embedding);
+            seconds.push(s.seconds);
         }
         let mut assignment = vec![[None; LOCAL_SPEAKERS]; windows.len()];
-        let n = owners.len();
+        let n = seconds.len();
         if n == 0 {
             return assignment;
         }
@@ -347,71 +369,78 @@ impl Diarizer {
         let sample: Vec<usize> = if n <= MAX_CLUSTERED_EMBEDDINGS {
             (0..n).collect()
         } else {
-            (0..MAX_CLUSTERED_EMBEDDINGS).map(|i| i * n / MAX_CLUSTERED_EMBEDDINGS).collect()
+            (0..MAX_CLUSTERED_EMBEDDINGS)
+                .map(|i| i * n / MAX_CLUSTERED_EMBEDDINGS)
+                .collect()
         };
         let sample_points: Vec<f32> = sample
             .iter()
-            .flat_map(|&i| points[i * EMBEDDING_DIM..(i + 1) * EMBEDDING_DIM].iter().copied())
+            .flat_map(|&i| {
+                points[i * EMBEDDING_DIM..(i + 1) * EMBEDDING_DIM]
+                    .iter()
+                    .copied()
+            })
             .collect();
         let sample_seconds: Vec<f32> = sample.iter().map(|&i| seconds[i]).collect();
         let dendrogram = Dendrogram::build(&sample_points, EMBEDDING_DIM, self.config.linkage);
 
         // A cluster counts as a speaker only with enough speech behind it. The cut with the
         // threshold gives the natural number of speakers; constraints then move it.
-        let min_seconds = self.config.min_cluster_seconds
-            * (sample.len() as f32 / n as f32);
-        let large_clusters = |labels: &[usize]| -> Vec<usize> {
-            let k = labels.iter().max().map_or(0, |m| m + 1);
-            let mut total = vec![0f32; k];
-            labels.iter().zip(&sample_seconds).for_each(|(&l, s)| total[l] += s);
-            let mut large: Vec<usize> = (0..k).filter(|&c| total[c] >= min_seconds).collect();
-            large.sort_by(|&a, &b| total[b].total_cmp(&total[a]));
-            large
-        };
+        let min_seconds = self.config.min_cluster_seconds * (sample.len() as f32 / n as f32);
+        let large_clusters =
+            |labels: &[usize]| large_clusters_with(labels, &sample_seconds, min_seconds);
         let natural = dendrogram.clusters_below(self.config.threshold);
-        let natural_large = large_clusters(&dendrogram.cut(natural)).len().max(1);
-        let wanted = constraints.apply(natural_large).min(sample.len());
-        // Cut finer until there are `wanted` large clusters (or nothing finer exists).
-        let mut cut = wanted.max(natural.min(sample.len()));
-        if constraints.max().is_some_and(|m| natural_large > m) || wanted < natural_large {
-            cut = wanted;
-        }
-        let (labels, mut keep) = loop {
-            let labels = dendrogram.cut(cut);
-            let large = large_clusters(&labels);
-            if large.len() >= wanted || cut >= sample.len() {
-                break (labels, large);
-            }
-            cut += 1;
+        let natural_labels = dendrogram.cut(natural);
+        let natural_large = large_clusters(&natural_labels);
+        let found = natural_large.len().max(1);
+        let wanted = constraints.apply(found).min(sample.len());
+        let (labels, keep) = if wanted == found && !natural_large.is_empty() {
+            // The threshold's answer stands; small clusters join the nearest large one below.
+            (natural_labels, natural_large)
+        } else if wanted == found {
+            // Every cluster is small (very short audio): one speaker, the biggest cluster.
+            let all = large_clusters_with(&natural_labels, &sample_seconds, 0.0);
+            (natural_labels, all.into_iter().take(1).collect())
+        } else {
+            // The caller's count overrides the threshold: cut finer until there are `wanted`
+            // clusters with enough speech, else take the plain cut into `wanted` clusters.
+            (wanted..=sample.len())
+                .map(|cut| dendrogram.cut(cut))
+                .find_map(|labels| {
+                    let large = large_clusters(&labels);
+                    (large.len() >= wanted).then(|| (labels, large[..wanted].to_vec()))
+                })
+                .unwrap_or_else(|| {
+                    let labels = dendrogram.cut(wanted);
+                    let all = large_clusters_with(&labels, &sample_seconds, 0.0);
+                    (labels, all)
+                })
         };
-        if keep.is_empty() {
-            // Every cluster is small (very short audio): trust the biggest ones anyway.
-            let k = labels.iter().max().map_or(0, |m| m + 1);
-            let mut total = vec![0f32; k];
-            labels.iter().zip(&sample_seconds).for_each(|(&l, s)| total[l] += s);
-            keep = (0..k).collect();
-            keep.sort_by(|&a, &b| total[b].total_cmp(&total[a]));
-            keep.truncate(wanted.max(1));
-        }
-        keep.truncate(wanted.max(1));
-        let all = clustering::centroids(&sample_points, EMBEDDING_DIM, &labels, labels.iter().max().map_or(0, |m| m + 1));
+        let all = clustering::centroids(
+            &sample_points,
+            EMBEDDING_DIM,
+            &labels,
+            labels.iter().max().map_or(0, |m| m + 1),
+        );
         let centroids: Vec<Vec<f32>> = keep.iter().filter_map(|&c| all[c].clone()).collect();
 
         // Map each window's local speakers to distinct global speakers, maximising similarity.
-        let mut i = 0;
         for (w, window) in windows.iter().enumerate() {
-            let m = window.speakers.len();
-            let sims: Vec<Vec<f32>> = window.speakers
+            let sims: Vec<Vec<f32>> = window
+                .speakers
                 .iter()
-                .map(|s| centroids.iter().map(|c| clustering::similarity(&s.embedding, c)).collect())
+                .map(|s| {
+                    centroids
+                        .iter()
+                        .map(|c| clustering::similarity(&s.embedding, c))
+                        .collect()
+                })
                 .collect();
             let best = best_distinct_assignment(&sims, centroids.len());
             for (s, g) in window.speakers.iter().zip(best) {
                 assignment[w][s.local] = Some(g);
             }
-            i += m;
         }
-        debug_assert_eq!(i, n);
         assignment
     }
 
@@ -422,8 +451,15 @@ impl Diarizer {
         assignment: &[[Option<usize>; LOCAL_SPEAKERS]],
         duration: f64,
     ) -> Vec<Turn> {
-        let k = assignment.iter().flatten().flatten().max().map_or(0, |m| m + 1);
-        let total_frames = windows.last().map_or(0, |w| w.start_frame + FRAMES_PER_WINDOW);
+        let k = assignment
+            .iter()
+            .flatten()
+            .flatten()
+            .max()
+            .map_or(0, |m| m + 1);
+        let total_frames = windows
+            .last()
+            .map_or(0, |w| w.start_frame + FRAMES_PER_WINDOW);
         let mut activation = vec![0f32; total_frames * k.max(1)];
         let mut count_sum = vec![0f32; total_frames];
         let mut coverage = vec![0f32; total_frames];
@@ -497,6 +533,16 @@ impl Diarizer {
     }
 }
 
+/// Clusters of `labels` whose members carry at least `min_seconds` of speech, largest first.
+fn large_clusters_with(labels: &[usize], seconds: &[f32], min_seconds: f32) -> Vec<usize> {
+    let k = labels.iter().max().map_or(0, |m| m + 1);
+    let mut total = vec![0f32; k];
+    labels.iter().zip(seconds).for_each(|(&l, s)| total[l] += s);
+    let mut large: Vec<usize> = (0..k).filter(|&c| total[c] >= min_seconds).collect();
+    large.sort_by(|&a, &b| total[b].total_cmp(&total[a]));
+    large
+}
+
 /// First frame (on the global grid) of each window. Windows step by `step_frames`; the last one
 /// ends at or just past the end of the audio, so everything is covered.
 fn window_starts(num_samples: usize, step_frames: usize) -> Vec<usize> {
@@ -537,7 +583,14 @@ fn best_distinct_assignment(sims: &[Vec<f32>], k: usize) -> Vec<usize> {
     }
     let mut best = (f32::NEG_INFINITY, vec![0; m]);
     let mut current = vec![0usize; m];
-    fn search(row: usize, sims: &[Vec<f32>], k: usize, current: &mut Vec<usize>, score: f32, best: &mut (f32, Vec<usize>)) {
+    fn search(
+        row: usize,
+        sims: &[Vec<f32>],
+        k: usize,
+        current: &mut Vec<usize>,
+        score: f32,
+        best: &mut (f32, Vec<usize>),
+    ) {
         if row == sims.len() {
             if score > best.0 {
                 *best = (score, current.clone());
@@ -573,7 +626,11 @@ fn build_diarization(mut turns: Vec<Turn>, duration: f64) -> Diarization {
         }
         t.speaker = name;
     }
-    Diarization { turns, speakers, duration }
+    Diarization {
+        turns,
+        speakers,
+        duration,
+    }
 }
 
 #[cfg(test)]
@@ -594,8 +651,14 @@ mod tests {
 
     #[test]
     fn constraints_are_validated_and_applied() {
-        assert_eq!(SpeakerConstraints::exact(0), Err(ConstraintError::OutOfRange(0)));
-        assert_eq!(SpeakerConstraints::exact(65), Err(ConstraintError::OutOfRange(65)));
+        assert_eq!(
+            SpeakerConstraints::exact(0),
+            Err(ConstraintError::OutOfRange(0))
+        );
+        assert_eq!(
+            SpeakerConstraints::exact(65),
+            Err(ConstraintError::OutOfRange(65))
+        );
         assert_eq!(
             SpeakerConstraints::bounds(Some(4), Some(2)),
             Err(ConstraintError::MinAboveMax { min: 4, max: 2 })

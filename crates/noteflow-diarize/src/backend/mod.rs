@@ -6,9 +6,9 @@
 
 use crate::models::{ModelDir, ModelError};
 
-pub mod tract;
 #[cfg(feature = "onnxruntime")]
 pub mod onnxruntime;
+pub mod tract;
 
 /// Samples in one segmentation window: 10 s at 16 kHz, the length the model was trained on.
 pub const WINDOW_SAMPLES: usize = 160_000;
@@ -52,7 +52,9 @@ impl std::str::FromStr for BackendKind {
         match s {
             "tract" => Ok(Self::Tract),
             "ort" | "onnxruntime" => Ok(Self::OnnxRuntime),
-            other => Err(format!("unknown back-end {other:?}: expected \"tract\" or \"onnxruntime\"")),
+            other => Err(format!(
+                "unknown back-end {other:?}: expected \"tract\" or \"onnxruntime\""
+            )),
         }
     }
 }
@@ -66,7 +68,9 @@ pub fn load(kind: BackendKind, models: &ModelDir) -> Result<Box<dyn Backend>, Mo
         #[cfg(not(feature = "onnxruntime"))]
         BackendKind::OnnxRuntime => Err(ModelError::Load {
             file_name: "libonnxruntime",
-            message: "this build has no ONNX Runtime back-end; rebuild with `--features onnxruntime`".into(),
+            message:
+                "this build has no ONNX Runtime back-end; rebuild with `--features onnxruntime`"
+                    .into(),
         }),
     }
 }

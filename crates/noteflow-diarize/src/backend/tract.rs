@@ -2,7 +2,10 @@
 
 use tract_onnx::prelude::*;
 
-use super::{Backend, EMBEDDING_CHUNK_FRAMES, EMBEDDING_DIM, FRAMES_PER_WINDOW, POWERSET_CLASSES, WINDOW_SAMPLES};
+use super::{
+    Backend, EMBEDDING_CHUNK_FRAMES, EMBEDDING_DIM, FRAMES_PER_WINDOW, POWERSET_CLASSES,
+    WINDOW_SAMPLES,
+};
 use crate::fbank::NUM_MEL_BINS;
 use crate::models::{ModelDir, ModelError, EMBEDDING_CAMPPLUS, SEGMENTATION_STATIC};
 
@@ -14,11 +17,17 @@ pub struct TractBackend {
 }
 
 fn load_error(file_name: &'static str) -> impl Fn(TractError) -> ModelError {
-    move |e| ModelError::Load { file_name, message: format!("{e:#}") }
+    move |e| ModelError::Load {
+        file_name,
+        message: format!("{e:#}"),
+    }
 }
 
 fn inference_error(model: &'static str) -> impl Fn(TractError) -> ModelError {
-    move |e| ModelError::Inference { model, message: format!("{e:#}") }
+    move |e| ModelError::Inference {
+        model,
+        message: format!("{e:#}"),
+    }
 }
 
 impl TractBackend {
@@ -37,12 +46,18 @@ impl TractBackend {
         let embedding = tract_onnx::onnx()
             .model_for_path(&emb_path)
             .and_then(|m| {
-                m.with_input_fact(0, f32::fact([1, EMBEDDING_CHUNK_FRAMES, NUM_MEL_BINS]).into())
+                m.with_input_fact(
+                    0,
+                    f32::fact([1, EMBEDDING_CHUNK_FRAMES, NUM_MEL_BINS]).into(),
+                )
             })
             .and_then(|m| m.into_optimized())
             .and_then(|m| m.into_runnable())
             .map_err(&err)?;
-        Ok(Self { segmentation, embedding })
+        Ok(Self {
+            segmentation,
+            embedding,
+        })
     }
 }
 
