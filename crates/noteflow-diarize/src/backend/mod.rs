@@ -74,3 +74,19 @@ pub fn load(kind: BackendKind, models: &ModelDir) -> Result<Box<dyn Backend>, Mo
         }),
     }
 }
+
+/// A loaded back-end can be shared: several diarizers (with different settings, or a wrapper
+/// that observes calls) may use one copy of the models.
+impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+
+    fn segment(&self, window: &[f32]) -> Result<Vec<f32>, ModelError> {
+        (**self).segment(window)
+    }
+
+    fn embed(&self, features: &[f32]) -> Result<Vec<f32>, ModelError> {
+        (**self).embed(features)
+    }
+}
