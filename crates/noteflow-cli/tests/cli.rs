@@ -4,11 +4,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn testdata(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata")
+        .join(name)
 }
 
 fn noteflow(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_noteflow")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_noteflow"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -21,16 +26,26 @@ fn diarize_prints_rttm_that_eval_scores() {
     let out = noteflow(&["diarize", sample.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let rttm = text(&out.stdout);
-    let speakers: std::collections::BTreeSet<&str> =
-        rttm.lines().map(|l| l.split_whitespace().nth(7).unwrap()).collect();
+    let speakers: std::collections::BTreeSet<&str> = rttm
+        .lines()
+        .map(|l| l.split_whitespace().nth(7).unwrap())
+        .collect();
     assert_eq!(speakers.len(), 2, "{rttm}");
-    assert!(rttm.lines().all(|l| l.starts_with("SPEAKER pyannote-sample 1 ")));
+    assert!(rttm
+        .lines()
+        .all(|l| l.starts_with("SPEAKER pyannote-sample 1 ")));
 
     let dir = tempfile::tempdir().unwrap();
     let hyp = dir.path().join("hyp.rttm");
     std::fs::write(&hyp, &rttm).unwrap();
     let reference = testdata("pyannote-sample.rttm");
-    let out = noteflow(&["eval", "--ref", reference.to_str().unwrap(), "--hyp", hyp.to_str().unwrap()]);
+    let out = noteflow(&[
+        "eval",
+        "--ref",
+        reference.to_str().unwrap(),
+        "--hyp",
+        hyp.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let report = text(&out.stdout);
     let total: f64 = report
@@ -41,7 +56,14 @@ fn diarize_prints_rttm_that_eval_scores() {
         .unwrap_or_else(|| panic!("no TOTAL DER in {report}"));
     assert!(total <= 6.3, "DER {total} %");
 
-    let out = noteflow(&["diarize", "--format", "json", "--speakers", "3", sample.to_str().unwrap()]);
+    let out = noteflow(&[
+        "diarize",
+        "--format",
+        "json",
+        "--speakers",
+        "3",
+        sample.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["speakers"].as_array().unwrap().len(), 3);
@@ -55,23 +77,53 @@ fn bad_input_fails_with_a_clear_message() {
     let out = noteflow(&["diarize", fake.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("notes.wav") && err.to_lowercase().contains("format"), "{err}");
+    assert!(
+        err.contains("notes.wav") && err.to_lowercase().contains("format"),
+        "{err}"
+    );
 
     let sample = testdata("pyannote-sample.wav");
     let out = noteflow(&["diarize", "--speakers", "0", sample.to_str().unwrap()]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("between 1 and"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("between 1 and"),
+        "{}",
+        text(&out.stderr)
+    );
 
-    let out = noteflow(&["diarize", "--min-speakers", "4", "--max-speakers", "2", sample.to_str().unwrap()]);
+    let out = noteflow(&[
+        "diarize",
+        "--min-speakers",
+        "4",
+        "--max-speakers",
+        "2",
+        sample.to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("greater than max_speakers"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("greater than max_speakers"),
+        "{}",
+        text(&out.stderr)
+    );
 
-    let out = noteflow(&["diarize", "--models", dir.path().to_str().unwrap(), sample.to_str().unwrap()]);
+    let out = noteflow(&[
+        "diarize",
+        "--models",
+        dir.path().to_str().unwrap(),
+        sample.to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("segmentation-3.0.static-10s.onnx") && err.contains("missing"), "{err}");
+    assert!(
+        err.contains("segmentation-3.0.static-10s.onnx") && err.contains("missing"),
+        "{err}"
+    );
 
     let out = noteflow(&["diarize", dir.path().join("absent.wav").to_str().unwrap()]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("absent.wav"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("absent.wav"),
+        "{}",
+        text(&out.stderr)
+    );
 }

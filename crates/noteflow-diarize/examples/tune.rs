@@ -14,6 +14,18 @@ fn main() {
     if let Ok(v) = std::env::var("MINCL") {
         cfg.min_cluster_seconds = v.parse().unwrap();
     }
+    if let Ok(v) = std::env::var("MINFR") {
+        cfg.min_cluster_fraction = v.parse().unwrap();
+    }
+    if let Ok(v) = std::env::var("MINOFF") {
+        cfg.min_duration_off = v.parse().unwrap();
+    }
+    if let Ok(v) = std::env::var("MINON") {
+        cfg.min_duration_on = v.parse().unwrap();
+    }
+    if let Ok(v) = std::env::var("MINCLEAN") {
+        cfg.min_clean_seconds = v.parse().unwrap();
+    }
     if std::env::var("CENTROID").is_ok() {
         cfg.linkage = noteflow_diarize::clustering::Linkage::Centroid;
     }

@@ -47,8 +47,11 @@ pub struct PipelineConfig {
     pub min_clean_seconds: f32,
     /// Seconds of speech below which a local speaker gets no embedding at all (and is dropped).
     pub min_embed_seconds: f32,
-    /// Seconds of speech a cluster needs to count as a speaker of its own.
+    /// Seconds of speech a cluster needs to count as a speaker of its own...
     pub min_cluster_seconds: f32,
+    /// ...and the share of all speech it needs, so that a long meeting's handful of stray
+    /// embeddings (overlaps, noise) does not become extra speakers.
+    pub min_cluster_fraction: f32,
     pub linkage: Linkage,
     /// Merge distance above which clusters stay apart.
     pub threshold: f32,
@@ -64,13 +67,14 @@ impl Default for PipelineConfig {
     fn default() -> Self {
         Self {
             step_frames: 148,
-            min_clean_seconds: 1.0,
+            min_clean_seconds: 2.0,
             min_embed_seconds: 0.5,
             min_cluster_seconds: 6.0,
+            min_cluster_fraction: 0.01,
             linkage: Linkage::Average,
             threshold: 0.3,
-            min_duration_off: 0.0,
-            min_duration_on: 0.0,
+            min_duration_off: 0.1,
+            min_duration_on: 0.2,
             threads: 0,
         }
     }
@@ -386,13 +390,22 @@ impl Diarizer {
 
         // A cluster counts as a speaker only with enough speech behind it. The cut with the
         // threshold gives the natural number of speakers; constraints then move it.
-        let min_seconds = self.config.min_cluster_seconds * (sample.len() as f32 / n as f32);
+        let min_seconds = (self.config.min_cluster_seconds * (sample.len() as f32 / n as f32))
+            .max(self.config.min_cluster_fraction * sample_seconds.iter().sum::<f32>());
         let large_clusters =
             |labels: &[usize]| large_clusters_with(labels, &sample_seconds, min_seconds);
         let natural = dendrogram.clusters_below(self.config.threshold);
         let natural_labels = dendrogram.cut(natural);
         let natural_large = large_clusters(&natural_labels);
         let found = natural_large.len().max(1);
+        tracing::debug!(
+            embeddings = n,
+            clustered = sample.len(),
+            natural,
+            large = natural_large.len(),
+            min_seconds,
+            "clustering"
+        );
         let wanted = constraints.apply(found).min(sample.len());
         let (labels, keep) = if wanted == found && !natural_large.is_empty() {
             // The threshold's answer stands; small clusters join the nearest large one below.
