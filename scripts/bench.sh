@@ -16,8 +16,8 @@ long=0
 
 need_synth() {
   command -v espeak-ng >/dev/null && command -v sox >/dev/null && python3 -c 'import numpy' 2>/dev/null && return
-  apt-get update -qq && apt-get install -y -qq espeak-ng sox >/dev/null
-  python3 -m pip install --quiet numpy
+  apt-get update -qq >&2 && apt-get install -y -qq espeak-ng sox >&2
+  python3 -m pip install --quiet numpy >&2
 }
 
 meeting() { # name minutes speakers
@@ -25,7 +25,7 @@ meeting() { # name minutes speakers
   if [[ ! -f bench-data/$name.wav ]]; then
     need_synth
     python3 scripts/synth_meeting.py --out bench-data --name "$name" --speakers "$speakers" \
-      --minutes "$minutes" --overlap 0.1 --snr 20 --noise pink --seed 7 --jobs 2 --quiet
+      --minutes "$minutes" --overlap 0.1 --snr 20 --noise pink --seed 7 --jobs 2 --quiet >&2
   fi
   echo "bench-data/$name.wav"
 }

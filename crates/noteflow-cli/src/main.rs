@@ -111,9 +111,9 @@ struct DiarizeArgs {
 
 fn diarize(args: DiarizeArgs) -> Result<()> {
     let constraints = args.speakers.constraints()?;
+    let diarizer = args.engine.load()?;
     let audio = noteflow_diarize::decode_file(&args.file)
         .with_context(|| format!("cannot read audio from {}", args.file.display()))?;
-    let diarizer = args.engine.load()?;
     let mut last = -1i32;
     let mut progress = |fraction: f32| {
         let percent = (fraction * 100.0) as i32;
@@ -122,10 +122,11 @@ fn diarize(args: DiarizeArgs) -> Result<()> {
             eprint!("\rdiarizing {}: {percent:3}%", args.file.display());
         }
     };
-    let result = diarizer.diarize(&audio, constraints, &mut progress, &AtomicBool::new(false))?;
+    let result = diarizer.diarize(&audio, constraints, &mut progress, &AtomicBool::new(false));
     if args.progress {
         eprintln!();
     }
+    let result = result?;
     match args.format {
         OutputFormat::Rttm => {
             let file_id = args

@@ -5,6 +5,8 @@
 //! passes the threshold or at the number of speakers the caller asked for. Clusters with too little
 //! speech behind them are not trusted as speakers: their members join the nearest large cluster.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 /// How the distance between two clusters is defined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Linkage {
@@ -30,7 +32,21 @@ pub struct Dendrogram {
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    // Eight independent sums let the compiler vectorise (a single f32 sum must stay in order).
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 /// Scale `v` to unit length (left as is when it is all zeros).
@@ -47,13 +63,28 @@ impl Dendrogram {
     /// Generic agglomeration with cached nearest neighbours: O(n²) memory, about O(n²) time in
     /// practice, which is why callers keep n to a few thousand.
     pub fn build(points: &[f32], dim: usize, linkage: Linkage) -> Self {
+        Self::build_cancellable(points, dim, linkage, &AtomicBool::new(false))
+            .expect("never cancelled")
+    }
+
+    /// As [`Dendrogram::build`], checking `cancel` as it goes; `None` once it is raised.
+    pub fn build_cancellable(
+        points: &[f32],
+        dim: usize,
+        linkage: Linkage,
+        cancel: &AtomicBool,
+    ) -> Option<Self> {
+        let cancelled = || cancel.load(Ordering::Relaxed);
         let n = points.len() / dim;
         let mut merges = Vec::with_capacity(n.saturating_sub(1));
         if n < 2 {
-            return Self { n, merges };
+            return Some(Self { n, merges });
         }
         let mut d = vec![0f32; n * n];
         for i in 0..n {
+            if cancelled() {
+                return None;
+            }
             for j in (i + 1)..n {
                 let cos = dot(
                     &points[i * dim..(i + 1) * dim],
@@ -84,7 +115,10 @@ impl Dendrogram {
         for i in 0..n {
             rescan(i, &d, &alive, &mut nn, &mut nn_dist);
         }
-        for _ in 1..n {
+        for step in 1..n {
+            if step % 64 == 0 && cancelled() {
+                return None;
+            }
             let (a, _) = (0..n)
                 .filter(|&i| alive[i])
                 .map(|i| (i, nn_dist[i]))
@@ -128,7 +162,7 @@ impl Dendrogram {
             }
             rescan(a, &d, &alive, &mut nn, &mut nn_dist);
         }
-        Self { n, merges }
+        Some(Self { n, merges })
     }
 
     /// Number of clusters left once every merge closer than `threshold` is made.

@@ -29,7 +29,7 @@ impl Turn {
 /// Who spoke when in one recording.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Diarization {
-    /// Sorted by start time, then speaker.
+    /// Sorted by start time, then end time.
     pub turns: Vec<Turn>,
     /// Speaker labels in order of first appearance.
     pub speakers: Vec<String>,

@@ -102,7 +102,8 @@ impl SpeakerConstraints {
         Self::default()
     }
 
-    /// Exactly `n` speakers.
+    /// Exactly `n` speakers. The result has `n` speakers whenever the audio holds speech enough for
+    /// them (at least `n` local speakers over all windows); silence or very short audio gives fewer.
     pub fn exact(n: usize) -> Result<Self, ConstraintError> {
         Self::bounds(Some(n), Some(n))
     }
@@ -185,7 +186,8 @@ impl Diarizer {
     }
 
     /// Diarize `audio`. `progress` receives the fraction done (0..=1) as windows complete;
-    /// `cancel` is checked between windows, so a cancel takes effect within one window's compute.
+    /// `cancel` is checked between windows, between embedding chunks and throughout clustering, so
+    /// a cancel takes effect within one model call per worker thread.
     pub fn diarize(
         &self,
         audio: &Audio16k,
@@ -196,13 +198,21 @@ impl Diarizer {
         let duration = audio.duration_secs();
         let starts = window_starts(audio.len(), self.config.step_frames);
         let windows = self.process_windows(audio, &starts, progress, cancel)?;
+        let assignment = self.cluster(&windows, constraints, cancel)?;
         if cancel.load(Ordering::Relaxed) {
             return Err(DiarizeError::Cancelled);
         }
-        let assignment = self.cluster(&windows, constraints);
         let turns = self.reconstruct(&windows, &assignment, duration);
         progress(1.0);
-        Ok(build_diarization(turns, duration))
+        let result = build_diarization(turns, duration);
+        if let Some(min) = constraints.min().filter(|&m| m > result.speakers.len()) {
+            tracing::warn!(
+                wanted = min,
+                found = result.speakers.len(),
+                "the audio holds fewer distinct speakers' speech than asked for"
+            );
+        }
+        Ok(result)
     }
 
     fn process_windows(
@@ -219,7 +229,7 @@ impl Diarizer {
         .min(starts.len().max(1));
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
-        let (tx, rx) = mpsc::channel::<(usize, Result<WindowResult, ModelError>)>();
+        let (tx, rx) = mpsc::channel::<(usize, Result<Option<WindowResult>, ModelError>)>();
         let mut results: Vec<Option<WindowResult>> = (0..starts.len()).map(|_| None).collect();
         let mut first_error = None;
         std::thread::scope(|scope| {
@@ -237,7 +247,16 @@ impl Diarizer {
                             break;
                         }
                         audio.copy_window_f32(starts[i] * FRAME_STEP_SAMPLES, &mut window);
-                        let result = self.process_window(starts[i], &window);
+                        // A panicking back-end must not take the caller (a job server) down.
+                        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            self.process_window(starts[i], &window, cancel)
+                        }))
+                        .unwrap_or_else(|panic| {
+                            Err(ModelError::Inference {
+                                model: "back-end",
+                                message: format!("panicked: {}", panic_message(&panic)),
+                            })
+                        });
                         if result.is_err() {
                             failed.store(true, Ordering::Relaxed);
                         }
@@ -251,7 +270,7 @@ impl Diarizer {
             let mut done = 0usize;
             for (i, result) in rx {
                 match result {
-                    Ok(w) => results[i] = Some(w),
+                    Ok(w) => results[i] = w,
                     Err(e) => {
                         first_error.get_or_insert(e);
                     }
@@ -264,21 +283,27 @@ impl Diarizer {
         if let Some(e) = first_error {
             return Err(e.into());
         }
-        if cancel.load(Ordering::Relaxed) {
-            return Err(DiarizeError::Cancelled);
-        }
-        Ok(results
+        // Windows left unprocessed mean the workers stopped for a cancel (even one lowered since).
+        results
             .into_iter()
-            .map(|w| w.expect("every window was processed"))
-            .collect())
+            .map(|w| w.ok_or(DiarizeError::Cancelled))
+            .collect()
     }
 
     fn process_window(
         &self,
         start_frame: usize,
         window: &[f32],
-    ) -> Result<WindowResult, ModelError> {
+        cancel: &AtomicBool,
+    ) -> Result<Option<WindowResult>, ModelError> {
         let logits = self.backend.segment(window)?;
+        if logits.len() != FRAMES_PER_WINDOW * POWERSET_CLASSES || logits.iter().any(|v| v.is_nan())
+        {
+            return Err(ModelError::Inference {
+                model: "segmentation",
+                message: format!("{} values, or NaN, in its output", logits.len()),
+            });
+        }
         let activity: Vec<u8> = logits
             .chunks_exact(POWERSET_CLASSES)
             .map(|frame| {
@@ -308,22 +333,32 @@ impl Diarizer {
                 self.fbank.compute(window, &mut features);
             }
             let rows = select_fbank_rows(&features, &activity, bit, use_clean_only);
-            let embedding = self.embed_rows(rows)?;
+            if rows.is_empty() {
+                continue;
+            }
+            let Some(embedding) = self.embed_rows(rows, cancel)? else {
+                return Ok(None);
+            };
             speakers.push(LocalSpeaker {
                 local,
                 embedding,
                 seconds,
             });
         }
-        Ok(WindowResult {
+        Ok(Some(WindowResult {
             start_frame,
             activity,
             speakers,
-        })
+        }))
     }
 
-    /// Embedding of mean-normalised feature rows, chunked to `EMBEDDING_CHUNK_FRAMES`.
-    fn embed_rows(&self, mut rows: Vec<f32>) -> Result<Vec<f32>, ModelError> {
+    /// Embedding of mean-normalised feature rows (not empty), chunked to
+    /// `EMBEDDING_CHUNK_FRAMES`; `None` when cancelled between chunks.
+    fn embed_rows(
+        &self,
+        mut rows: Vec<f32>,
+        cancel: &AtomicBool,
+    ) -> Result<Option<Vec<f32>>, ModelError> {
         fbank::subtract_mean(&mut rows);
         let frames = rows.len() / NUM_MEL_BINS;
         let chunk_len = EMBEDDING_CHUNK_FRAMES * NUM_MEL_BINS;
@@ -340,15 +375,24 @@ impl Diarizer {
         let chunks = frames.div_ceil(EMBEDDING_CHUNK_FRAMES);
         let mut sum = vec![0f32; EMBEDDING_DIM];
         for c in 0..chunks {
+            if cancel.load(Ordering::Relaxed) {
+                return Ok(None);
+            }
             // The last chunk is aligned to the end so that every chunk is full length.
             let start = (c * EMBEDDING_CHUNK_FRAMES).min(frames - EMBEDDING_CHUNK_FRAMES);
             let chunk = &rows[start * NUM_MEL_BINS..start * NUM_MEL_BINS + chunk_len];
             let mut e = self.backend.embed(chunk)?;
+            if e.len() != EMBEDDING_DIM || e.iter().any(|v| !v.is_finite()) {
+                return Err(ModelError::Inference {
+                    model: "embedding",
+                    message: format!("{} values, or non-finite ones, in its output", e.len()),
+                });
+            }
             clustering::normalize(&mut e);
             sum.iter_mut().zip(&e).for_each(|(s, x)| *s += x);
         }
         clustering::normalize(&mut sum);
-        Ok(sum)
+        Ok(Some(sum))
     }
 
     /// Global speaker of each (window, local speaker), or `None` for local speakers left out.
@@ -356,27 +400,28 @@ impl Diarizer {
         &self,
         windows: &[WindowResult],
         constraints: SpeakerConstraints,
-    ) -> Vec<[Option<usize>; LOCAL_SPEAKERS]> {
+        cancel: &AtomicBool,
+    ) -> Result<Vec<[Option<usize>; LOCAL_SPEAKERS]>, DiarizeError> {
         let mut points = Vec::new();
         let mut seconds = Vec::new();
-        for s in windows.iter().flat_map(|w| &w.speakers) {
-            points.extend_from_slice(&s.embedding);
-            seconds.push(s.seconds);
+        let mut window_of = Vec::new();
+        for (w, window) in windows.iter().enumerate() {
+            for s in &window.speakers {
+                points.extend_from_slice(&s.embedding);
+                seconds.push(s.seconds);
+                window_of.push(w);
+            }
         }
         let mut assignment = vec![[None; LOCAL_SPEAKERS]; windows.len()];
         let n = seconds.len();
         if n == 0 {
-            return assignment;
+            return Ok(assignment);
         }
 
-        // Build the dendrogram on at most MAX_CLUSTERED_EMBEDDINGS points, evenly spread in time.
-        let sample: Vec<usize> = if n <= MAX_CLUSTERED_EMBEDDINGS {
-            (0..n).collect()
-        } else {
-            (0..MAX_CLUSTERED_EMBEDDINGS)
-                .map(|i| i * n / MAX_CLUSTERED_EMBEDDINGS)
-                .collect()
-        };
+        // Build the dendrogram on about MAX_CLUSTERED_EMBEDDINGS points: all local speakers of
+        // every k-th window, so the sample is spread evenly in time and over local speaker slots.
+        let every = n.div_ceil(MAX_CLUSTERED_EMBEDDINGS);
+        let sample: Vec<usize> = (0..n).filter(|&i| window_of[i] % every == 0).collect();
         let sample_points: Vec<f32> = sample
             .iter()
             .flat_map(|&i| {
@@ -386,7 +431,13 @@ impl Diarizer {
             })
             .collect();
         let sample_seconds: Vec<f32> = sample.iter().map(|&i| seconds[i]).collect();
-        let dendrogram = Dendrogram::build(&sample_points, EMBEDDING_DIM, self.config.linkage);
+        let dendrogram = Dendrogram::build_cancellable(
+            &sample_points,
+            EMBEDDING_DIM,
+            self.config.linkage,
+            cancel,
+        )
+        .ok_or(DiarizeError::Cancelled)?;
 
         // A cluster counts as a speaker only with enough speech behind it. The cut with the
         // threshold gives the natural number of speakers; constraints then move it.
@@ -397,7 +448,7 @@ impl Diarizer {
         let natural = dendrogram.clusters_below(self.config.threshold);
         let natural_labels = dendrogram.cut(natural);
         let natural_large = large_clusters(&natural_labels);
-        let found = natural_large.len().max(1);
+        let found = natural_large.len().clamp(1, MAX_SPEAKERS);
         tracing::debug!(
             embeddings = n,
             clustered = sample.len(),
@@ -419,7 +470,7 @@ impl Diarizer {
             // clusters with enough speech, else take the plain cut into `wanted` clusters.
             (wanted..=sample.len())
                 .map(|cut| dendrogram.cut(cut))
-                .find_map(|labels| {
+                .find_map(|labels: Vec<usize>| {
                     let large = large_clusters(&labels);
                     (large.len() >= wanted).then(|| (labels, large[..wanted].to_vec()))
                 })
@@ -454,7 +505,7 @@ impl Diarizer {
                 assignment[w][s.local] = Some(g);
             }
         }
-        assignment
+        Ok(assignment)
     }
 
     /// Aggregate the clustered windows into per-frame speaker activity, then into turns.
@@ -481,13 +532,13 @@ impl Diarizer {
                 let g = window.start_frame + f;
                 coverage[g] += 1.0;
                 count_sum[g] += bits.count_ones() as f32;
-                let mut seen = 0u64;
+                // A global speaker counts once per window even when two local speakers map to it.
                 for (local, global) in map.iter().enumerate() {
-                    if let Some(c) = *global {
-                        if bits & (1 << local) != 0 && seen & (1 << c) == 0 {
-                            seen |= 1 << c;
-                            activation[g * k + c] += 1.0;
-                        }
+                    let Some(c) = *global else { continue };
+                    let counted_before =
+                        (0..local).any(|l| map[l] == Some(c) && bits & (1 << l) != 0);
+                    if bits & (1 << local) != 0 && !counted_before {
+                        activation[g * k + c] += 1.0;
                     }
                 }
             }
@@ -594,12 +645,25 @@ fn best_distinct_assignment(sims: &[Vec<f32>], k: usize) -> Vec<usize> {
     if k == 0 {
         return vec![0; m];
     }
+    // The optimum only ever uses a column among each row's `m` best: search those.
+    let mut candidates: Vec<usize> = sims
+        .iter()
+        .flat_map(|row| {
+            let mut cols: Vec<usize> = (0..k).collect();
+            cols.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+            cols.truncate(m);
+            cols
+        })
+        .collect();
+    candidates.sort_unstable();
+    candidates.dedup();
     let mut best = (f32::NEG_INFINITY, vec![0; m]);
     let mut current = vec![0usize; m];
     fn search(
         row: usize,
         sims: &[Vec<f32>],
-        k: usize,
+        columns: &[usize],
+        distinct: bool,
         current: &mut Vec<usize>,
         score: f32,
         best: &mut (f32, Vec<usize>),
@@ -610,16 +674,23 @@ fn best_distinct_assignment(sims: &[Vec<f32>], k: usize) -> Vec<usize> {
             }
             return;
         }
-        let distinct = sims.len() <= k;
-        for c in 0..k {
+        for &c in columns {
             if distinct && current[..row].contains(&c) {
                 continue;
             }
             current[row] = c;
-            search(row + 1, sims, k, current, score + sims[row][c], best);
+            search(
+                row + 1,
+                sims,
+                columns,
+                distinct,
+                current,
+                score + sims[row][c],
+                best,
+            );
         }
     }
-    search(0, sims, k, &mut current, 0.0, &mut best);
+    search(0, sims, &candidates, m <= k, &mut current, 0.0, &mut best);
     best.1
 }
 
@@ -687,6 +758,36 @@ mod tests {
         let sims = vec![vec![0.9, 0.8], vec![0.95, 0.1]];
         assert_eq!(best_distinct_assignment(&sims, 2), vec![1, 0]);
         // More local speakers than clusters: nearest cluster, shared.
-        assert_eq!(best_distinct_assignment(&sims, 1), vec![0, 0]);
+        let one: Vec<Vec<f32>> = sims.iter().map(|r| vec![r[0]]).collect();
+        assert_eq!(best_distinct_assignment(&one, 1), vec![0, 0]);
+        // Many clusters: same answer as exhaustive search over all columns.
+        let k = 40;
+        let rows: Vec<Vec<f32>> = (0..3)
+            .map(|r| {
+                (0..k)
+                    .map(|c| (((r * 7 + c * 13) % 17) as f32 / 17.0))
+                    .collect()
+            })
+            .collect();
+        let got = best_distinct_assignment(&rows, k);
+        let score = |a: &[usize]| a.iter().enumerate().map(|(r, &c)| rows[r][c]).sum::<f32>();
+        let mut best = f32::MIN;
+        for a in 0..k {
+            for b in (0..k).filter(|&b| b != a) {
+                for c in (0..k).filter(|&c| c != a && c != b) {
+                    best = best.max(score(&[a, b, c]));
+                }
+            }
+        }
+        assert!((score(&got) - best).abs() < 1e-6);
+        assert!(got[0] != got[1] && got[1] != got[2] && got[0] != got[2]);
     }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }

@@ -113,6 +113,15 @@ fn speaker_count_constraints_are_honoured() {
         SpeakerConstraints::bounds(None, Some(1)).unwrap(),
     );
     assert_eq!(at_most_1.speakers.len(), 1);
+    let four = decode_file(&testdata("synth/synth-4spk-noisy.wav")).unwrap();
+    let at_most_2 = run(
+        &d,
+        &four,
+        SpeakerConstraints::bounds(None, Some(2)).unwrap(),
+    );
+    assert_eq!(at_most_2.speakers.len(), 2);
+    let exactly_6 = run(&d, &four, SpeakerConstraints::exact(6).unwrap());
+    assert_eq!(exactly_6.speakers.len(), 6);
     let loose = run(
         &d,
         &audio,
@@ -212,11 +221,13 @@ fn progress_rises_to_one_and_cancel_stops_within_a_window_per_thread() {
         seen.windows(2).all(|w| w[1] >= w[0]),
         "progress never goes back"
     );
-    assert_eq!(seen.last().copied(), Some(1.0));
-    assert!(
-        seen.len() > total_windows / 2,
-        "progress is reported as windows complete"
+    assert!(seen.iter().all(|f| (0.0..=1.0).contains(f)));
+    assert_eq!(
+        seen.len(),
+        total_windows + 1,
+        "once per window, then once at the end"
     );
+    assert!(seen[seen.len() - 2] <= 0.95 && seen[seen.len() - 1] == 1.0);
 
     // Cancel once a quarter is done: the engine stops with Cancelled, having started at most one
     // more window per worker thread after the flag was raised.
@@ -243,6 +254,26 @@ fn progress_rises_to_one_and_cancel_stops_within_a_window_per_thread() {
     let after = counted.windows.load(Ordering::SeqCst) - at_cancel;
     assert!(after <= 2, "{after} windows started after cancel");
     assert!(counted.windows.load(Ordering::SeqCst) < total_windows);
+}
+
+#[test]
+fn cancel_after_the_last_window_stops_clustering() {
+    let audio = decode_file(&testdata("pyannote-sample.wav")).unwrap();
+    let cancel = AtomicBool::new(false);
+    let outcome = diarizer().diarize(
+        &audio,
+        SpeakerConstraints::auto(),
+        &mut |f| {
+            if f >= 0.95 {
+                cancel.store(true, Ordering::SeqCst);
+            }
+        },
+        &cancel,
+    );
+    assert!(
+        matches!(outcome, Err(DiarizeError::Cancelled)),
+        "{outcome:?}"
+    );
 }
 
 #[test]
