@@ -1,105 +1,85 @@
-//! Scratch: run the pipeline over RTTM-labelled files and print DER per file.
-use noteflow_diarize::{audio, backend, metrics, models::ModelDir, pipeline::*, rttm};
+//! Tuning harness: run the pipeline with settings from the environment over RTTM-labelled audio
+//! files (a `NAME.rttm` beside each `NAME.wav`) and print speakers found and DER per file and in
+//! total. BENCHMARKS.md's tuning tables come from it, e.g.
+//!
+//! ```sh
+//! STEP=148 THR=0.3 cargo run --release --example tune -p noteflow-diarize -- \
+//!     testdata/pyannote-sample.wav testdata/synth/*.wav
+//! ```
+//!
+//! Settings: STEP (frames), THR, MINCL (s), MINFR, MINOFF (s), MINON (s), MINCLEAN (s), THREADS,
+//! CENTROID (any value: centroid linkage).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::str::FromStr;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
+
+use noteflow_diarize::clustering::Linkage;
+use noteflow_diarize::metrics::{self, DerReport, ScoringOptions};
+use noteflow_diarize::rttm::read_rttm_file;
+use noteflow_diarize::{
+    decode_file, BackendKind, Diarizer, ModelDir, PipelineConfig, SpeakerConstraints,
+};
+
+fn setting<T: FromStr>(name: &str, target: &mut T) {
+    if let Ok(value) = std::env::var(name) {
+        *target = value
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={value} is not a valid value"));
+    }
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut cfg = PipelineConfig::default();
-    if let Ok(v) = std::env::var("STEP") {
-        cfg.step_frames = v.parse().unwrap();
+    let mut config = PipelineConfig::default();
+    setting("STEP", &mut config.step_frames);
+    setting("THR", &mut config.threshold);
+    setting("MINCL", &mut config.min_cluster_seconds);
+    setting("MINFR", &mut config.min_cluster_fraction);
+    setting("MINOFF", &mut config.min_duration_off);
+    setting("MINON", &mut config.min_duration_on);
+    setting("MINCLEAN", &mut config.min_clean_seconds);
+    setting("THREADS", &mut config.threads);
+    if std::env::var_os("CENTROID").is_some() {
+        config.linkage = Linkage::Centroid;
     }
-    if let Ok(v) = std::env::var("THR") {
-        cfg.threshold = v.parse().unwrap();
-    }
-    if let Ok(v) = std::env::var("MINCL") {
-        cfg.min_cluster_seconds = v.parse().unwrap();
-    }
-    if let Ok(v) = std::env::var("MINFR") {
-        cfg.min_cluster_fraction = v.parse().unwrap();
-    }
-    if let Ok(v) = std::env::var("MINOFF") {
-        cfg.min_duration_off = v.parse().unwrap();
-    }
-    if let Ok(v) = std::env::var("MINON") {
-        cfg.min_duration_on = v.parse().unwrap();
-    }
-    if let Ok(v) = std::env::var("MINCLEAN") {
-        cfg.min_clean_seconds = v.parse().unwrap();
-    }
-    if std::env::var("CENTROID").is_ok() {
-        cfg.linkage = noteflow_diarize::clustering::Linkage::Centroid;
-    }
-    if let Ok(v) = std::env::var("THREADS") {
-        cfg.threads = v.parse().unwrap();
-    }
-    let b: Box<dyn backend::Backend> = Box::new(Timed {
-        inner: backend::load(backend::BackendKind::Tract, &ModelDir::default_location()).unwrap(),
-        seg: Default::default(),
-        emb: Default::default(),
-    });
-    let d = Diarizer::new(b, cfg);
-    let mut tot = metrics::DerReport::default();
-    for wav in &args {
-        let a = audio::decode_file(std::path::Path::new(wav)).unwrap();
-        let t = Instant::now();
-        let out = d
+    let diarizer = Diarizer::load(BackendKind::Tract, &ModelDir::default_location(), config)
+        .expect("models load");
+    let mut total = DerReport::default();
+    for wav in std::env::args().skip(1) {
+        let audio = decode_file(Path::new(&wav)).expect("audio decodes");
+        let started = Instant::now();
+        let result = diarizer
             .diarize(
-                &a,
+                &audio,
                 SpeakerConstraints::auto(),
                 &mut |_| {},
                 &AtomicBool::new(false),
             )
-            .unwrap();
-        let el = t.elapsed().as_secs_f64();
-        let r = rttm::read_rttm_file(wav.replace(".wav", ".rttm")).unwrap();
-        let reference = r.values().next().unwrap();
-        let nref = reference
+            .expect("diarization succeeds");
+        let elapsed = started.elapsed().as_secs_f64();
+        let reference: Vec<_> = read_rttm_file(Path::new(&wav).with_extension("rttm"))
+            .expect("reference RTTM beside the audio")
+            .into_values()
+            .flatten()
+            .collect();
+        let speakers = reference
             .iter()
             .map(|t| &t.speaker)
-            .collect::<std::collections::BTreeSet<_>>()
+            .collect::<BTreeSet<_>>()
             .len();
-        let rep = metrics::der(reference, &out.turns, None, &Default::default());
+        let report = metrics::der(&reference, &result.turns, None, &ScoringOptions::default());
         println!(
-            "{wav}: spk {}/{} DER {:.2}% (miss {:.2} fa {:.2} conf {:.2}) rtf {:.4}",
-            out.speakers.len(),
-            nref,
-            rep.der * 100.0,
-            rep.miss,
-            rep.false_alarm,
-            rep.confusion,
-            el / a.duration_secs()
+            "{wav}: spk {}/{speakers} DER {:.2}% (miss {:.2} fa {:.2} conf {:.2}) rtf {:.4}",
+            result.speakers.len(),
+            report.der * 100.0,
+            report.miss,
+            report.false_alarm,
+            report.confusion,
+            elapsed / audio.duration_secs()
         );
-        tot += rep;
+        total += report;
     }
-    println!("TOTAL DER {:.2}%", tot.der * 100.0);
-}
-
-use std::sync::atomic::{AtomicU64, Ordering};
-struct Timed {
-    inner: Box<dyn backend::Backend>,
-    seg: AtomicU64,
-    emb: AtomicU64,
-}
-impl backend::Backend for Timed {
-    fn name(&self) -> &'static str {
-        "timed"
-    }
-    fn segment(&self, w: &[f32]) -> Result<Vec<f32>, noteflow_diarize::models::ModelError> {
-        let t = Instant::now();
-        let r = self.inner.segment(w);
-        let n = self.seg.fetch_add(1, Ordering::Relaxed);
-        if n % 20 == 0 {
-            eprintln!("seg#{n} {:?}", t.elapsed());
-        }
-        r
-    }
-    fn embed(&self, w: &[f32]) -> Result<Vec<f32>, noteflow_diarize::models::ModelError> {
-        let t = Instant::now();
-        let r = self.inner.embed(w);
-        let n = self.emb.fetch_add(1, Ordering::Relaxed);
-        if n % 20 == 0 {
-            eprintln!("emb#{n} {:?}", t.elapsed());
-        }
-        r
-    }
+    println!("TOTAL DER {:.2}%", total.der * 100.0);
 }
