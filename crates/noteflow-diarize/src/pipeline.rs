@@ -611,8 +611,7 @@ fn large_clusters_with(labels: &[usize], seconds: &[f32], min_seconds: f32) -> V
 /// ends at or just past the end of the audio, so everything is covered.
 fn window_starts(num_samples: usize, step_frames: usize) -> Vec<usize> {
     let step = step_frames.max(1);
-    let window_frames_span = WINDOW_SAMPLES;
-    if num_samples <= window_frames_span {
+    if num_samples <= WINDOW_SAMPLES {
         return vec![0];
     }
     let last = (num_samples - WINDOW_SAMPLES).div_ceil(FRAME_STEP_SAMPLES);
