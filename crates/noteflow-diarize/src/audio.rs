@@ -1784,44 +1784,25 @@ mod tests {
     // ---- compressed fixtures -----------------------------------------------------------
 
     #[test]
-    fn flac_fixture_decodes() {
-        let (audio, report) =
-            decode_bytes_with_report(fixture("tone440_44k1_stereo.flac"), Some("flac")).unwrap();
-        assert_eq!(report.codec, "flac");
-        assert!(!report.truncated);
-        assert_eq!(
-            (report.gaps, report.skipped_packets, report.concealed_frames),
-            (0, 0, 0)
-        );
-        check_tone(&audio, 44_100, 44_100, 0.5, 0.5);
-    }
-
-    #[test]
-    fn mp3_fixture_decodes() {
-        let (audio, report) =
-            decode_bytes_with_report(fixture("tone440_44k1_stereo.mp3"), Some("mp3")).unwrap();
-        assert_eq!(report.codec, "mp3");
-        assert!(!report.truncated);
-        assert_eq!(
-            (report.gaps, report.skipped_packets, report.concealed_frames),
-            (0, 0, 0)
-        );
-        // lame's quantiser shrinks this pure tone to 0.475 (libmad via sox measures the same),
-        // so that is the reference here. Gapless trimming keeps it aligned.
-        check_tone(&audio, 44_100, 44_100, 0.475, 0.5);
-    }
-
-    #[test]
-    fn ogg_vorbis_fixture_decodes() {
-        let (audio, report) =
-            decode_bytes_with_report(fixture("tone440_48k_mono.ogg"), Some("ogg")).unwrap();
-        assert_eq!(report.codec, "vorbis");
-        assert!(!report.truncated);
-        assert_eq!(
-            (report.gaps, report.skipped_packets, report.concealed_frames),
-            (0, 0, 0)
-        );
-        check_tone(&audio, 48_000, 48_000, 0.5, 0.5);
+    fn compressed_fixtures_decode() {
+        // (file, hint, codec, source rate, expected amplitude); each fixture is 1 s long. lame's quantiser shrinks the pure
+        // MP3 tone to 0.475 (libmad via sox measures the same), so that is its reference; gapless
+        // trimming keeps it aligned.
+        for (file, hint, codec, rate, amplitude) in [
+            ("tone440_44k1_stereo.flac", "flac", "flac", 44_100, 0.5),
+            ("tone440_44k1_stereo.mp3", "mp3", "mp3", 44_100, 0.475),
+            ("tone440_48k_mono.ogg", "ogg", "vorbis", 48_000, 0.5),
+        ] {
+            let (audio, report) = decode_bytes_with_report(fixture(file), Some(hint)).unwrap();
+            assert_eq!(report.codec, codec, "{file}");
+            assert!(!report.truncated, "{file}");
+            assert_eq!(
+                (report.gaps, report.skipped_packets, report.concealed_frames),
+                (0, 0, 0),
+                "{file}"
+            );
+            check_tone(&audio, rate as usize, rate, amplitude, 0.5);
+        }
     }
 
     #[test]

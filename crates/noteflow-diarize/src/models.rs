@@ -99,6 +99,16 @@ impl ModelDir {
 
     /// The path of `model` in this directory, after checking that it exists and its sha256 matches.
     pub fn verified(&self, model: &ModelFile) -> Result<PathBuf, ModelError> {
+        self.read_verified(model).map(|(path, _)| path)
+    }
+
+    /// The bytes of `model`, checked against its sha256. Loading from these very bytes reads the
+    /// file once, and what is run is what was checked.
+    pub fn verified_bytes(&self, model: &ModelFile) -> Result<Vec<u8>, ModelError> {
+        self.read_verified(model).map(|(_, bytes)| bytes)
+    }
+
+    fn read_verified(&self, model: &ModelFile) -> Result<(PathBuf, Vec<u8>), ModelError> {
         if !self.path.is_dir() {
             return Err(ModelError::DirectoryMissing(self.path.clone()));
         }
@@ -122,7 +132,7 @@ impl ModelDir {
                 actual,
             });
         }
-        Ok(path)
+        Ok((path, bytes))
     }
 }
 

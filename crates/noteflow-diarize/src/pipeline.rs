@@ -764,7 +764,7 @@ mod tests {
         let rows: Vec<Vec<f32>> = (0..3)
             .map(|r| {
                 (0..k)
-                    .map(|c| (((r * 7 + c * 13) % 17) as f32 / 17.0))
+                    .map(|c| ((r * 7 + c * 13) % 17) as f32 / 17.0)
                     .collect()
             })
             .collect();

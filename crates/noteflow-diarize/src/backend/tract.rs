@@ -7,7 +7,7 @@ use super::{
     WINDOW_SAMPLES,
 };
 use crate::fbank::NUM_MEL_BINS;
-use crate::models::{ModelDir, ModelError, EMBEDDING_CAMPPLUS, SEGMENTATION_STATIC};
+use crate::models::{ModelDir, ModelError, ModelFile, EMBEDDING_CAMPPLUS, SEGMENTATION_STATIC};
 
 type Plan = Arc<TypedRunnableModel>;
 
@@ -32,33 +32,28 @@ fn inference_error(model: &'static str) -> impl Fn(TractError) -> ModelError {
 
 impl TractBackend {
     pub fn load(models: &ModelDir) -> Result<Self, ModelError> {
-        let seg_path = models.verified(&SEGMENTATION_STATIC)?;
-        let err = load_error(SEGMENTATION_STATIC.file_name);
-        let segmentation = tract_onnx::onnx()
-            .model_for_path(&seg_path)
-            .and_then(|m| m.with_input_fact(0, f32::fact([1, 1, WINDOW_SAMPLES]).into()))
-            .and_then(|m| m.into_optimized())
-            .and_then(|m| m.into_runnable())
-            .map_err(&err)?;
-
-        let emb_path = models.verified(&EMBEDDING_CAMPPLUS)?;
-        let err = load_error(EMBEDDING_CAMPPLUS.file_name);
-        let embedding = tract_onnx::onnx()
-            .model_for_path(&emb_path)
-            .and_then(|m| {
-                m.with_input_fact(
-                    0,
-                    f32::fact([1, EMBEDDING_CHUNK_FRAMES, NUM_MEL_BINS]).into(),
-                )
-            })
-            .and_then(|m| m.into_optimized())
-            .and_then(|m| m.into_runnable())
-            .map_err(&err)?;
+        let segmentation = static_plan(models, &SEGMENTATION_STATIC, &[1, 1, WINDOW_SAMPLES])?;
+        let embedding = static_plan(
+            models,
+            &EMBEDDING_CAMPPLUS,
+            &[1, EMBEDDING_CHUNK_FRAMES, NUM_MEL_BINS],
+        )?;
         Ok(Self {
             segmentation,
             embedding,
         })
     }
+}
+
+/// An optimised plan of `model` for one fixed input shape, loaded from the checked bytes.
+fn static_plan(models: &ModelDir, model: &ModelFile, shape: &[usize]) -> Result<Plan, ModelError> {
+    let bytes = models.verified_bytes(model)?;
+    tract_onnx::onnx()
+        .model_for_read(&mut bytes.as_slice())
+        .and_then(|m| m.with_input_fact(0, f32::fact(shape).into()))
+        .and_then(|m| m.into_optimized())
+        .and_then(|m| m.into_runnable())
+        .map_err(load_error(model.file_name))
 }
 
 impl Backend for TractBackend {
