@@ -2,6 +2,7 @@
 
 mod bench;
 mod eval;
+mod serve;
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -29,6 +30,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Measure compute time per audio second and peak memory of the whole pipeline.
     Bench(bench::BenchArgs),
+    /// Run the diarization job service (gRPC).
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -141,15 +144,23 @@ fn diarize(args: DiarizeArgs) -> Result<()> {
 }
 
 fn main() -> Result<()> {
+    let cli = Cli::parse();
+    // The service logs its lifecycle; one-shot commands only warnings.
+    let default_filter = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_filter.into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    match cli.command {
         Command::Diarize(args) => diarize(args),
         Command::Eval(args) => eval::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }

@@ -319,8 +319,12 @@ pub fn decode_file(path: &Path) -> Result<Audio16k, AudioError> {
 }
 
 /// Decodes in-memory audio (e.g. an upload) to mono 16 kHz. `extension_hint` (with or without
-/// the dot) is only a hint: the format is detected from the content.
-pub fn decode_bytes(bytes: Vec<u8>, extension_hint: Option<&str>) -> Result<Audio16k, AudioError> {
+/// the dot) is only a hint: the format is detected from the content. Takes any owned byte buffer
+/// (`Vec<u8>`, `Arc<[u8]>`, ...), so a shared upload need not be copied to be checked.
+pub fn decode_bytes<B>(bytes: B, extension_hint: Option<&str>) -> Result<Audio16k, AudioError>
+where
+    B: AsRef<[u8]> + Send + Sync + 'static,
+{
     decode_bytes_with_report(bytes, extension_hint).map(|(audio, _)| audio)
 }
 
@@ -349,15 +353,19 @@ pub fn decode_file_with_report(path: &Path) -> Result<(Audio16k, DecodeReport), 
 }
 
 /// Like [`decode_bytes`], also returning a [`DecodeReport`].
-pub fn decode_bytes_with_report(
-    bytes: Vec<u8>,
+pub fn decode_bytes_with_report<B>(
+    bytes: B,
     extension_hint: Option<&str>,
-) -> Result<(Audio16k, DecodeReport), AudioError> {
-    if bytes.is_empty() {
+) -> Result<(Audio16k, DecodeReport), AudioError>
+where
+    B: AsRef<[u8]> + Send + Sync + 'static,
+{
+    let slice = bytes.as_ref();
+    if slice.is_empty() {
         return Err(AudioError::Empty);
     }
-    let wav_tag = precheck_wav_header(&bytes[..bytes.len().min(HEADER_PEEK)])?;
-    let len = bytes.len() as u64;
+    let wav_tag = precheck_wav_header(&slice[..slice.len().min(HEADER_PEEK)])?;
+    let len = slice.len() as u64;
     decode_source(
         Box::new(Cursor::new(bytes)),
         len,

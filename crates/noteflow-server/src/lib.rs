@@ -1,0 +1,33 @@
+//! The NoteFlow diarization job service.
+//!
+//! Layout:
+//! - [`config`]: settings and their defaults;
+//! - [`app`]: [`Application::build`] opens the store, recovers interrupted jobs and binds the ports;
+//!   [`Application::run_until`] serves until shut down (tests build it on port 0);
+//! - [`service`]: the gRPC handlers (MeetingService, DiarizationService), input validation, status
+//!   codes;
+//! - [`runner`]: claims queued jobs and runs them with bounded concurrency, heartbeats, timeouts and
+//!   cancellation;
+//! - [`diarizer`]: the [`SpeakerDiarizer`] seam between runner and engine; [`testing`] has a
+//!   controllable double for lifecycle tests;
+//! - [`events`]: in-process notices of job changes, for watchers;
+//! - [`metrics`]: Prometheus metrics over HTTP;
+//! - [`shutdown`]: SIGINT/SIGTERM.
+//!
+//! The job state machine itself is in `noteflow-store`'s guarded updates; this crate knows nothing
+//! of SQL.
+
+pub mod app;
+pub mod config;
+pub mod diarizer;
+pub mod events;
+pub mod metrics;
+pub mod runner;
+pub mod service;
+pub mod shutdown;
+pub mod testing;
+
+pub use app::{Application, ServeError, StartError};
+pub use config::{DatabaseConfig, RunnerConfig, ServerConfig};
+pub use diarizer::{RunError, SpeakerDiarizer};
+pub use service::MEMORY_MODE_WARNING;

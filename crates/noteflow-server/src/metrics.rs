@@ -1,0 +1,213 @@
+//! Prometheus metrics: jobs by state, job durations, storage mode, stale writes, RPCs by method and
+//! code. Served as text on `GET /metrics` of the metrics port.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use noteflow_store::{JobState, JobStore, StorageMode};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use tonic::Status;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModeLabel {
+    mode: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RpcLabels {
+    method: &'static str,
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RecoveryLabel {
+    action: &'static str,
+}
+
+fn job_duration_histogram() -> Histogram {
+    // 0.25 s .. ~2.3 h
+    Histogram::new(exponential_buckets(0.25, 2.0, 16))
+}
+
+fn rpc_duration_histogram() -> Histogram {
+    // 0.1 ms .. ~3.3 s
+    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    jobs: Family<StateLabel, Gauge>,
+    job_duration: Family<OutcomeLabel, Histogram, fn() -> Histogram>,
+    stale_writes: Counter,
+    rpcs: Family<RpcLabels, Counter>,
+    rpc_duration: Family<RpcLabels, Histogram, fn() -> Histogram>,
+    recovered: Family<RecoveryLabel, Counter>,
+}
+
+impl Metrics {
+    pub fn new(mode: StorageMode) -> Self {
+        let mut registry = Registry::with_prefix("noteflow");
+        let jobs = Family::<StateLabel, Gauge>::default();
+        registry.register("jobs", "Diarization jobs in each state", jobs.clone());
+        let storage_mode = Family::<ModeLabel, Gauge>::default();
+        registry.register(
+            "storage_mode",
+            "Where jobs are kept (1 on the active mode); memory means nothing survives a restart",
+            storage_mode.clone(),
+        );
+        for candidate in [StorageMode::Memory, StorageMode::Sqlite, StorageMode::Postgres] {
+            storage_mode
+                .get_or_create(&ModeLabel {
+                    mode: candidate.as_str(),
+                })
+                .set(i64::from(candidate == mode));
+        }
+        let job_duration =
+            Family::<OutcomeLabel, Histogram, fn() -> Histogram>::new_with_constructor(job_duration_histogram);
+        registry.register(
+            "job_duration_seconds",
+            "Wall time of job runs, by how they ended",
+            job_duration.clone(),
+        );
+        let stale_writes = Counter::default();
+        registry.register(
+            "stale_writes",
+            "Writes by a worker whose claim was no longer valid (recovered, cancelled or deleted job); they changed nothing",
+            stale_writes.clone(),
+        );
+        let rpcs = Family::<RpcLabels, Counter>::default();
+        registry.register("rpc_requests", "gRPC requests by method and status code", rpcs.clone());
+        let rpc_duration =
+            Family::<RpcLabels, Histogram, fn() -> Histogram>::new_with_constructor(rpc_duration_histogram);
+        registry.register(
+            "rpc_duration_seconds",
+            "gRPC handling time by method and status code (streams: until the response starts)",
+            rpc_duration.clone(),
+        );
+        let recovered = Family::<RecoveryLabel, Counter>::default();
+        registry.register(
+            "jobs_recovered",
+            "Jobs found RUNNING under a previous process at start, by what was done with them",
+            recovered.clone(),
+        );
+        Self {
+            registry,
+            jobs,
+            job_duration,
+            stale_writes,
+            rpcs,
+            rpc_duration,
+            recovered,
+        }
+    }
+
+    pub fn stale_write(&self) {
+        self.stale_writes.inc();
+    }
+
+    pub fn stale_writes(&self) -> u64 {
+        self.stale_writes.get()
+    }
+
+    pub fn job_finished(&self, outcome: &'static str, seconds: f64) {
+        self.job_duration
+            .get_or_create(&OutcomeLabel { outcome })
+            .observe(seconds);
+    }
+
+    pub fn recovered(&self, action: &'static str, count: usize) {
+        self.recovered
+            .get_or_create(&RecoveryLabel { action })
+            .inc_by(count as u64);
+    }
+
+    /// Runs one RPC handler and counts it by method and resulting code.
+    pub async fn observe<T>(
+        &self,
+        method: &'static str,
+        handler: impl std::future::Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
+        let started = Instant::now();
+        let result = handler.await;
+        let code = match &result {
+            Ok(_) => tonic::Code::Ok,
+            Err(status) => status.code(),
+        };
+        let labels = RpcLabels {
+            method,
+            code: format!("{code:?}"),
+        };
+        self.rpcs.get_or_create(&labels).inc();
+        self.rpc_duration
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
+        result
+    }
+
+    /// The text exposition, with the job-state gauges read from the store now.
+    pub async fn render(&self, store: &dyn JobStore) -> String {
+        match store.count_by_state().await {
+            Ok(counts) => {
+                for state in JobState::ALL {
+                    let n = counts.get(&state).copied().unwrap_or(0);
+                    self.jobs
+                        .get_or_create(&StateLabel {
+                            state: state.as_str(),
+                        })
+                        .set(n as i64);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "metrics: cannot count jobs by state"),
+        }
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::warn!(error = %e, "metrics: encoding failed");
+        }
+        out
+    }
+}
+
+/// Serves `GET /metrics` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    store: Arc<dyn JobStore>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::routing::get;
+    let app = axum::Router::new().route(
+        "/metrics",
+        get(move || {
+            let metrics = metrics.clone();
+            let store = store.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    metrics.render(store.as_ref()).await,
+                )
+            }
+        }),
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+

@@ -1,0 +1,124 @@
+//! Store types to API messages, and API input to domain types (validated once, here).
+
+use noteflow_proto::v1 as pb;
+use noteflow_store::{
+    IdError, Job, JobId, JobState, Meeting, MeetingId, Millis, Segment, StorageMode, StoreError,
+};
+use tonic::Status;
+
+pub fn timestamp(millis: Millis) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: millis.div_euclid(1000),
+        nanos: (millis.rem_euclid(1000) * 1_000_000) as i32,
+    }
+}
+
+pub fn job_status(state: JobState) -> pb::JobStatus {
+    match state {
+        JobState::Queued => pb::JobStatus::Queued,
+        JobState::Running => pb::JobStatus::Running,
+        JobState::Completed => pb::JobStatus::Completed,
+        JobState::Failed => pb::JobStatus::Failed,
+        JobState::Cancelled => pb::JobStatus::Cancelled,
+    }
+}
+
+pub fn storage_mode(mode: StorageMode) -> pb::StorageMode {
+    match mode {
+        StorageMode::Memory => pb::StorageMode::Memory,
+        StorageMode::Sqlite => pb::StorageMode::Sqlite,
+        StorageMode::Postgres => pb::StorageMode::Postgres,
+    }
+}
+
+pub fn job(job: &Job, mode: StorageMode, warnings: &[String]) -> pb::DiarizationJob {
+    pb::DiarizationJob {
+        job_id: job.id.to_string(),
+        meeting_id: job.meeting_id.to_string(),
+        status: job_status(job.state) as i32,
+        progress_percent: (job.progress * 100.0).clamp(0.0, 100.0),
+        speaker_ids: job.speakers.clone(),
+        segments_updated: job.segments_updated,
+        error_message: job.error.clone().unwrap_or_default(),
+        attempt: job.attempt,
+        created_at: Some(timestamp(job.created_at)),
+        started_at: job.started_at.map(timestamp),
+        finished_at: job.finished_at.map(timestamp),
+        storage_mode: storage_mode(mode) as i32,
+        warnings: warnings.to_vec(),
+        cancel_requested: job.cancel_requested,
+    }
+}
+
+pub fn segment(segment: &Segment) -> pb::Segment {
+    pb::Segment {
+        index: segment.index,
+        start_seconds: segment.start,
+        end_seconds: segment.end,
+        text: segment.text.clone(),
+        speaker: segment.speaker.clone(),
+    }
+}
+
+pub fn meeting(meeting: &Meeting) -> pb::Meeting {
+    pb::Meeting {
+        id: meeting.id.to_string(),
+        title: meeting.title.clone(),
+        created_at: Some(timestamp(meeting.created_at)),
+        has_audio: meeting.audio.is_some(),
+        audio_duration_seconds: meeting.audio.as_ref().map_or(0.0, |a| a.duration_secs),
+        audio_size_bytes: meeting.audio.as_ref().map_or(0, |a| a.size_bytes),
+        segments: meeting.segments.iter().map(segment).collect(),
+    }
+}
+
+fn invalid_id(field: &str, e: IdError) -> Status {
+    if e.value.is_empty() {
+        Status::invalid_argument(format!("{field} is required"))
+    } else {
+        Status::invalid_argument(format!("{field}: {e}"))
+    }
+}
+
+pub fn parse_meeting_id(field: &str, value: &str) -> Result<MeetingId, Status> {
+    value.parse().map_err(|e| invalid_id(field, e))
+}
+
+pub fn parse_job_id(field: &str, value: &str) -> Result<JobId, Status> {
+    value.parse().map_err(|e| invalid_id(field, e))
+}
+
+pub fn job_not_found(id: JobId) -> Status {
+    Status::not_found(format!("diarization job {id} not found"))
+}
+
+pub fn meeting_not_found(id: MeetingId) -> Status {
+    Status::not_found(format!("meeting {id} not found"))
+}
+
+/// Store failures as gRPC statuses: a client's mistake gets its own code and the store's message;
+/// only the server's own failures are INTERNAL (or UNAVAILABLE when the database is busy, which a
+/// retry can fix).
+pub fn store_error(e: StoreError) -> Status {
+    let message = e.to_string();
+    match e {
+        StoreError::MeetingNotFound(_) => Status::not_found(message),
+        StoreError::NoAudio(_) | StoreError::MeetingBusy(_) => Status::failed_precondition(message),
+        StoreError::QueueFull { .. } => {
+            let mut status = Status::resource_exhausted(message);
+            // gRPC's retry pushback hint, in milliseconds.
+            status
+                .metadata_mut()
+                .insert("grpc-retry-pushback-ms", "5000".parse().expect("ascii"));
+            status
+        }
+        StoreError::RequestIdConflict { .. } => Status::already_exists(message),
+        ref busy if busy.is_busy() => {
+            Status::unavailable(format!("the database is busy; retry shortly ({message})"))
+        }
+        other => {
+            tracing::error!(error = %other, "store failure");
+            Status::internal(format!("the server could not access its database: {other}"))
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! MeetingService: meetings, their audio (checked before it is stored) and transcript segments.
+
+use std::sync::Arc;
+
+use noteflow_proto::v1 as pb;
+use noteflow_proto::v1::meeting_service_server::MeetingService;
+use noteflow_store::{JobFilter, JobState, MeetingId, SegmentInput, StoredAudio};
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::convert::{self, meeting_not_found, parse_meeting_id, store_error};
+use super::ServiceState;
+
+const MAX_TITLE_CHARS: usize = 1000;
+const MAX_SEGMENTS: usize = 100_000;
+const MAX_SEGMENT_TEXT_BYTES: usize = 64 * 1024;
+const MAX_SPEAKER_LABEL_CHARS: usize = 200;
+const MAX_FORMAT_HINT_CHARS: usize = 64;
+
+pub struct Meetings {
+    state: Arc<ServiceState>,
+}
+
+impl Meetings {
+    pub fn new(state: Arc<ServiceState>) -> Self {
+        Self { state }
+    }
+
+    async fn upload(&self, mut stream: Streaming<pb::UploadAudioRequest>) -> Result<pb::UploadAudioResponse, Status> {
+        let limit = self.state.max_upload_bytes;
+        let mut meeting: Option<MeetingId> = None;
+        let mut format_hint = String::new();
+        let mut bytes: Vec<u8> = Vec::new();
+        while let Some(message) = stream.next().await {
+            let message = message?;
+            match meeting {
+                None => {
+                    let id = parse_meeting_id("meeting_id", &message.meeting_id)?;
+                    // Fail early rather than after receiving the whole file.
+                    if self.state.store.get_meeting(id).await.map_err(store_error)?.is_none() {
+                        return Err(meeting_not_found(id));
+                    }
+                    meeting = Some(id);
+                }
+                Some(id) if !message.meeting_id.is_empty() && message.meeting_id.trim() != id.to_string() => {
+                    return Err(Status::invalid_argument(format!(
+                        "meeting_id changed within one upload (from {id} to '{}')",
+                        message.meeting_id
+                    )));
+                }
+                Some(_) => {}
+            }
+            if !message.format_hint.is_empty() {
+                if message.format_hint.chars().count() > MAX_FORMAT_HINT_CHARS {
+                    return Err(Status::invalid_argument("format_hint is too long"));
+                }
+                format_hint = message.format_hint;
+            }
+            if bytes.len() + message.chunk.len() > limit {
+                return Err(Status::resource_exhausted(format!(
+                    "the upload exceeds the server's limit of {} MiB; nothing was stored",
+                    limit / (1024 * 1024)
+                )));
+            }
+            bytes.extend_from_slice(&message.chunk);
+        }
+        let Some(meeting) = meeting else {
+            return Err(Status::invalid_argument("the upload stream was empty: no meeting_id and no audio"));
+        };
+        if bytes.is_empty() {
+            return Err(Status::invalid_argument("the upload contained no audio bytes"));
+        }
+        let hint = normalise_hint(&format_hint);
+        let (bytes, duration_secs) = check_audio(bytes, hint.clone()).await?;
+        let size_bytes = bytes.len() as u64;
+        self.state
+            .store
+            .put_audio(
+                meeting,
+                StoredAudio {
+                    bytes,
+                    duration_secs,
+                    format_hint: hint,
+                },
+            )
+            .await
+            .map_err(store_error)?;
+        tracing::info!(%meeting, size_bytes, duration_secs, "audio stored");
+        Ok(pb::UploadAudioResponse {
+            meeting_id: meeting.to_string(),
+            size_bytes,
+            duration_seconds: duration_secs,
+        })
+    }
+
+    async fn import(&self, request: pb::ImportSegmentsRequest) -> Result<pb::ImportSegmentsResponse, Status> {
+        let meeting = parse_meeting_id("meeting_id", &request.meeting_id)?;
+        if request.segments.len() > MAX_SEGMENTS {
+            return Err(Status::invalid_argument(format!(
+                "too many segments ({}); at most {MAX_SEGMENTS} per meeting",
+                request.segments.len()
+            )));
+        }
+        let segments = request
+            .segments
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| validate_segment(i, s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let count = self
+            .state
+            .store
+            .replace_segments(meeting, segments)
+            .await
+            .map_err(store_error)?;
+        Ok(pb::ImportSegmentsResponse { segment_count: count })
+    }
+
+    async fn delete(&self, id: MeetingId) -> Result<pb::DeleteMeetingResponse, Status> {
+        // Stop this process's runs of the meeting's jobs first; their claims vanish with the rows.
+        let running = self
+            .state
+            .store
+            .list_jobs(
+                &JobFilter {
+                    meeting_id: Some(id),
+                    state: Some(JobState::Running),
+                },
+                100,
+                None,
+            )
+            .await
+            .map_err(store_error)?;
+        for job in &running.jobs {
+            self.state.runner.signal_cancel(job.id);
+        }
+        if !self.state.store.delete_meeting(id).await.map_err(store_error)? {
+            return Err(meeting_not_found(id));
+        }
+        for job in &running.jobs {
+            self.state.events.changed(job.id);
+        }
+        tracing::info!(meeting = %id, "meeting deleted");
+        Ok(pb::DeleteMeetingResponse { deleted: true })
+    }
+}
+
+fn normalise_hint(hint: &str) -> Option<String> {
+    let hint = hint.trim().to_ascii_lowercase();
+    let hint = hint.rsplit('/').next().unwrap_or(&hint).trim_start_matches('.');
+    let hint = match hint {
+        "" => return None,
+        "x-wav" | "wave" | "vnd.wave" => "wav",
+        "mpeg" | "mpeg3" | "x-mpeg-3" => "mp3",
+        "x-flac" => "flac",
+        "vorbis" => "ogg",
+        other => other,
+    };
+    Some(hint.to_string())
+}
+
+/// Owned upload bytes the decoder can read without a copy; handed back afterwards.
+struct SharedUpload(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for SharedUpload {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Decodes the upload on a blocking thread to prove it is audio the engine can read; returns the
+/// bytes and the audio's length in seconds.
+async fn check_audio(bytes: Vec<u8>, hint: Option<String>) -> Result<(Vec<u8>, f64), Status> {
+    let shared = Arc::new(bytes);
+    let for_decoder = SharedUpload(shared.clone());
+    let decoded = tokio::task::spawn_blocking(move || {
+        noteflow_diarize::decode_bytes(for_decoder, hint.as_deref()).map(|audio| audio.duration_secs())
+    })
+    .await
+    .map_err(|e| Status::internal(format!("audio check crashed: {e}")))?;
+    let duration = decoded.map_err(|e| {
+        Status::invalid_argument(format!("the uploaded audio cannot be used: {e}; nothing was stored"))
+    })?;
+    // The decoder's reference is dropped once decoding ends, so this is the only one left.
+    let bytes = Arc::try_unwrap(shared).unwrap_or_else(|still_shared| (*still_shared).clone());
+    Ok((bytes, duration))
+}
+
+fn validate_segment(i: usize, s: pb::Segment) -> Result<SegmentInput, Status> {
+    let bad = |why: String| Status::invalid_argument(format!("segments[{i}]: {why}"));
+    if !s.start_seconds.is_finite() || !s.end_seconds.is_finite() {
+        return Err(bad("start_seconds and end_seconds must be finite numbers".into()));
+    }
+    if s.start_seconds < 0.0 {
+        return Err(bad(format!("start_seconds ({}) is negative", s.start_seconds)));
+    }
+    if s.end_seconds <= s.start_seconds {
+        return Err(bad(format!(
+            "end_seconds ({}) must be after start_seconds ({})",
+            s.end_seconds, s.start_seconds
+        )));
+    }
+    if s.text.len() > MAX_SEGMENT_TEXT_BYTES {
+        return Err(bad(format!("text is longer than {MAX_SEGMENT_TEXT_BYTES} bytes")));
+    }
+    let speaker = match s.speaker {
+        Some(label) if label.chars().count() > MAX_SPEAKER_LABEL_CHARS => {
+            return Err(bad(format!("speaker is longer than {MAX_SPEAKER_LABEL_CHARS} characters")));
+        }
+        Some(label) if label.trim().is_empty() => None,
+        other => other,
+    };
+    Ok(SegmentInput {
+        start: s.start_seconds,
+        end: s.end_seconds,
+        text: s.text,
+        speaker,
+    })
+}
+
+#[tonic::async_trait]
+impl MeetingService for Meetings {
+    async fn create_meeting(&self, request: Request<pb::CreateMeetingRequest>) -> Result<Response<pb::Meeting>, Status> {
+        self.state
+            .metrics
+            .observe("CreateMeeting", async {
+                let title = request.into_inner().title;
+                if title.chars().count() > MAX_TITLE_CHARS {
+                    return Err(Status::invalid_argument(format!(
+                        "title is longer than {MAX_TITLE_CHARS} characters"
+                    )));
+                }
+                let meeting = self.state.store.create_meeting(title.trim()).await.map_err(store_error)?;
+                Ok(Response::new(convert::meeting(&meeting)))
+            })
+            .await
+    }
+
+    async fn upload_audio(
+        &self,
+        request: Request<Streaming<pb::UploadAudioRequest>>,
+    ) -> Result<Response<pb::UploadAudioResponse>, Status> {
+        self.state
+            .metrics
+            .observe("UploadAudio", async { self.upload(request.into_inner()).await.map(Response::new) })
+            .await
+    }
+
+    async fn import_segments(
+        &self,
+        request: Request<pb::ImportSegmentsRequest>,
+    ) -> Result<Response<pb::ImportSegmentsResponse>, Status> {
+        self.state
+            .metrics
+            .observe("ImportSegments", async { self.import(request.into_inner()).await.map(Response::new) })
+            .await
+    }
+
+    async fn get_meeting(&self, request: Request<pb::GetMeetingRequest>) -> Result<Response<pb::Meeting>, Status> {
+        self.state
+            .metrics
+            .observe("GetMeeting", async {
+                let id = parse_meeting_id("meeting_id", &request.get_ref().meeting_id)?;
+                match self.state.store.get_meeting(id).await.map_err(store_error)? {
+                    Some(meeting) => Ok(Response::new(convert::meeting(&meeting))),
+                    None => Err(meeting_not_found(id)),
+                }
+            })
+            .await
+    }
+
+    async fn delete_meeting(
+        &self,
+        request: Request<pb::DeleteMeetingRequest>,
+    ) -> Result<Response<pb::DeleteMeetingResponse>, Status> {
+        self.state
+            .metrics
+            .observe("DeleteMeeting", async {
+                let id = parse_meeting_id("meeting_id", &request.get_ref().meeting_id)?;
+                self.delete(id).await.map(Response::new)
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_hints_are_normalised() {
+        assert_eq!(normalise_hint("audio/x-wav").as_deref(), Some("wav"));
+        assert_eq!(normalise_hint(".FLAC").as_deref(), Some("flac"));
+        assert_eq!(normalise_hint("audio/mpeg").as_deref(), Some("mp3"));
+        assert_eq!(normalise_hint("  "), None);
+    }
+
+    #[test]
+    fn segments_are_checked_with_their_position_in_the_message() {
+        let segment = |start, end| pb::Segment {
+            start_seconds: start,
+            end_seconds: end,
+            ..Default::default()
+        };
+        assert!(validate_segment(0, segment(0.0, 1.0)).is_ok());
+        let err = validate_segment(3, segment(2.0, 1.0)).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(err.message().starts_with("segments[3]: end_seconds (1)"), "{}", err.message());
+        assert!(validate_segment(0, segment(f64::NAN, 1.0)).is_err());
+        assert!(validate_segment(0, segment(-1.0, 1.0)).is_err());
+    }
+}

@@ -1,0 +1,231 @@
+//! Test support: a real server on an ephemeral port with a fresh data directory, real gRPC clients,
+//! and a few helpers. Shared by the integration tests of this crate.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use noteflow_proto::v1 as pb;
+use noteflow_proto::v1::diarization_service_client::DiarizationServiceClient;
+use noteflow_proto::v1::meeting_service_client::MeetingServiceClient;
+use noteflow_server::{Application, DatabaseConfig, ServerConfig, SpeakerDiarizer};
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+pub type Meetings = MeetingServiceClient<Channel>;
+pub type Jobs = DiarizationServiceClient<Channel>;
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    /// Kept alive for the server's lifetime; `None` in memory mode.
+    pub data_dir: Option<TempDir>,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+/// Settings for tests: fast heartbeats and polls so state changes are seen quickly.
+pub fn test_config(database: DatabaseConfig) -> ServerConfig {
+    let mut config = ServerConfig::ephemeral(database);
+    config.runner.concurrency = 1;
+    config.runner.heartbeat_interval = Duration::from_millis(20);
+    config.runner.poll_interval = Duration::from_millis(50);
+    config.cancel_wait = Duration::from_secs(3);
+    config.shutdown_grace = Duration::from_secs(3);
+    config
+}
+
+impl TestServer {
+    /// SQLite in a fresh temporary directory.
+    pub async fn start(diarizer: Arc<dyn SpeakerDiarizer>, tweak: impl FnOnce(&mut ServerConfig)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, diarizer, tweak).await
+    }
+
+    /// SQLite in `dir` (e.g. one a previous server used).
+    pub async fn start_in(dir: TempDir, diarizer: Arc<dyn SpeakerDiarizer>, tweak: impl FnOnce(&mut ServerConfig)) -> Self {
+        let mut config = test_config(DatabaseConfig::Sqlite {
+            data_dir: dir.path().join("data"),
+        });
+        tweak(&mut config);
+        Self::launch(config, diarizer, Some(dir)).await
+    }
+
+    pub async fn start_memory(diarizer: Arc<dyn SpeakerDiarizer>, tweak: impl FnOnce(&mut ServerConfig)) -> Self {
+        let mut config = test_config(DatabaseConfig::Memory);
+        tweak(&mut config);
+        Self::launch(config, diarizer, None).await
+    }
+
+    async fn launch(config: ServerConfig, diarizer: Arc<dyn SpeakerDiarizer>, data_dir: Option<TempDir>) -> Self {
+        let app = Application::build(config, diarizer).await.expect("server builds");
+        let addr = app.grpc_addr();
+        let metrics_addr = app.metrics_addr().expect("metrics enabled");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            app.run_until(async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        Self {
+            addr,
+            metrics_addr,
+            data_dir,
+            stop: Some(stop),
+            handle: Some(handle),
+        }
+    }
+
+    pub async fn meetings(&self) -> Meetings {
+        MeetingServiceClient::connect(format!("http://{}", self.addr)).await.unwrap()
+    }
+
+    pub async fn jobs(&self) -> Jobs {
+        DiarizationServiceClient::connect(format!("http://{}", self.addr)).await.unwrap()
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr)).unwrap().connect().await.unwrap()
+    }
+
+    /// Graceful stop; returns the data directory so a new server can use it.
+    pub async fn stop(mut self) -> Option<TempDir> {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(Duration::from_secs(10), self.handle.take().unwrap())
+            .await
+            .expect("server stops within 10 s")
+            .unwrap();
+        self.data_dir.take()
+    }
+
+    /// The Prometheus text from GET /metrics, over a plain socket.
+    pub async fn metrics(&self) -> String {
+        let mut stream = tokio::net::TcpStream::connect(self.metrics_addr).await.unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        response
+    }
+}
+
+/// The value of one sample line (`name{labels} value`) in Prometheus text, if present.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// A mono 16 kHz 16-bit WAV of `seconds` of a 440 Hz tone.
+pub fn tone_wav(seconds: f64) -> Vec<u8> {
+    let rate = 16_000u32;
+    let n = (seconds * rate as f64) as u32;
+    let mut wav = Vec::with_capacity(44 + 2 * n as usize);
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + 2 * n).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
+    wav.extend_from_slice(&rate.to_le_bytes());
+    wav.extend_from_slice(&(rate * 2).to_le_bytes());
+    wav.extend_from_slice(&2u16.to_le_bytes());
+    wav.extend_from_slice(&16u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&(2 * n).to_le_bytes());
+    for i in 0..n {
+        let t = i as f64 / rate as f64;
+        let sample = (0.3 * (2.0 * std::f64::consts::PI * 440.0 * t).sin() * i16::MAX as f64) as i16;
+        wav.extend_from_slice(&sample.to_le_bytes());
+    }
+    wav
+}
+
+/// Streams `audio` to the meeting in 64 KiB chunks.
+pub async fn upload(meetings: &mut Meetings, meeting_id: &str, audio: &[u8], hint: &str) -> Result<pb::UploadAudioResponse, tonic::Status> {
+    let mut messages: Vec<pb::UploadAudioRequest> = audio
+        .chunks(64 * 1024)
+        .map(|chunk| pb::UploadAudioRequest {
+            meeting_id: String::new(),
+            format_hint: String::new(),
+            chunk: chunk.to_vec(),
+        })
+        .collect();
+    if messages.is_empty() {
+        messages.push(pb::UploadAudioRequest::default());
+    }
+    messages[0].meeting_id = meeting_id.to_string();
+    messages[0].format_hint = hint.to_string();
+    meetings
+        .upload_audio(tokio_stream::iter(messages))
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// A new meeting with `seconds` of tone as its audio; returns its id.
+pub async fn meeting_with_audio(meetings: &mut Meetings, seconds: f64) -> String {
+    let id = meetings
+        .create_meeting(pb::CreateMeetingRequest { title: "test".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
+    upload(meetings, &id, &tone_wav(seconds), "wav").await.unwrap();
+    id
+}
+
+pub fn refine(meeting_id: &str) -> pb::RefineSpeakerDiarizationRequest {
+    pb::RefineSpeakerDiarizationRequest {
+        meeting_id: meeting_id.to_string(),
+        ..Default::default()
+    }
+}
+
+pub async fn status(jobs: &mut Jobs, job_id: &str) -> pb::DiarizationJob {
+    jobs.get_diarization_job_status(pb::GetDiarizationJobStatusRequest { job_id: job_id.into() })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// Polls until `done(job)` or `timeout`; returns the last status seen.
+pub async fn wait_until(
+    jobs: &mut Jobs,
+    job_id: &str,
+    timeout: Duration,
+    done: impl Fn(&pb::DiarizationJob) -> bool,
+) -> pb::DiarizationJob {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let job = status(jobs, job_id).await;
+        if done(&job) || tokio::time::Instant::now() > deadline {
+            return job;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+pub fn is_status(job: &pb::DiarizationJob, status: pb::JobStatus) -> bool {
+    job.status == status as i32
+}
+
+pub fn is_terminal(job: &pb::DiarizationJob) -> bool {
+    [pb::JobStatus::Completed, pb::JobStatus::Failed, pb::JobStatus::Cancelled]
+        .iter()
+        .any(|s| job.status == *s as i32)
+}
+
+/// Runs `f` with a time limit, failing the test with `what` when it is exceeded.
+pub async fn within<T>(limit: Duration, what: &str, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(limit, f).await.unwrap_or_else(|_| panic!("{what} took longer than {limit:?}"))
+}

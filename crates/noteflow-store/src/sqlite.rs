@@ -1,0 +1,1197 @@
+//! [`SqliteStore`]: embedded SQLite in a data directory.
+//!
+//! - The directory holds `noteflow.db` (plus SQLite's `-wal` and `-shm` files) and `noteflow.lock`.
+//!   An exclusive lock on the latter, held for the store's lifetime, guarantees that one process at
+//!   a time uses the directory; that is what lets the server treat every other worker's claim as
+//!   abandoned at startup.
+//! - WAL mode: one writer connection (behind a mutex: SQLite serialises writers anyway) and a small
+//!   pool of read-only connections, so status reads are not queued behind writes.
+//! - The schema lives in `migrations/`, embedded in the binary and applied in order at open; `PRAGMA
+//!   user_version` records how many have been applied.
+//! - SQLite calls block, so each call runs on tokio's blocking thread pool.
+//!
+//! Every worker update is a single `UPDATE` whose `WHERE` checks the claim (state RUNNING, attempt,
+//! worker), so a stale worker's write matches no row and changes nothing.
+
+use std::collections::BTreeMap;
+use std::error::Error;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rusqlite::{
+    params, Connection, OpenFlags, OptionalExtension, Params, Row, ToSql, TransactionBehavior,
+};
+
+use crate::memory::{
+    count_u32, into_page, lease_deadline, out_of_attempts_message, usable_progress,
+    CANCELLED_BEFORE_START, CANCELLED_BY_RECOVERY, CANCELLED_WHILE_RUNNING,
+};
+use crate::{
+    now_millis, AudioInfo, CancelRequest, Claim, Created, Heartbeat, IdError, Job, JobFilter,
+    JobId, JobPage, JobState, JobStore, Meeting, MeetingId, Millis, NewJob, Outcome, Recovery,
+    Segment, SegmentInput, StorageMode, StoreError, StoreResult, StoredAudio, TurnRecord, WorkerId,
+};
+
+const DB_FILE: &str = "noteflow.db";
+const LOCK_FILE: &str = "noteflow.lock";
+/// Enough for concurrent status polling; each reader is one open file and a page cache.
+const READERS: usize = 4;
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The schema, one migration per entry, applied in order. Never edit an entry once released: add one.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+
+/// Stores everything in `noteflow.db` inside a data directory that it locks for its lifetime.
+pub struct SqliteStore {
+    db: Arc<Db>,
+}
+
+struct Db {
+    path: PathBuf,
+    // Fields drop in declaration order: the readers close first so the writer, closing last, can
+    // checkpoint and remove the WAL; the lock is released only after every connection is closed.
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+    writer: Mutex<Connection>,
+    _lock: std::fs::File,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.db.path)
+            .finish_non_exhaustive()
+    }
+}
+
+type BoxError = Box<dyn Error + Send + Sync>;
+
+fn open_error(db_path: &Path, source: impl Into<BoxError>) -> StoreError {
+    StoreError::Open {
+        path: db_path.display().to_string(),
+        source: source.into(),
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `data_dir`, applying any pending migrations. Fails
+    /// with [`StoreError::Open`] when the directory cannot be created, another process holds it, or
+    /// the database was written by a newer version of noteflow.
+    pub fn open(data_dir: &Path) -> StoreResult<SqliteStore> {
+        let path = data_dir.join(DB_FILE);
+        if data_dir.exists() && !data_dir.is_dir() {
+            let why = format!(
+                "the data directory {} is not a directory",
+                data_dir.display()
+            );
+            return Err(open_error(&path, why));
+        }
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            open_error(
+                &path,
+                format!(
+                    "cannot create the data directory {}: {e}",
+                    data_dir.display()
+                ),
+            )
+        })?;
+        let lock = lock_data_dir(data_dir).map_err(|e| open_error(&path, e))?;
+
+        let mut writer = open_writer(&path).map_err(|e| open_error(&path, e))?;
+        migrate(&mut writer).map_err(|e| open_error(&path, e))?;
+        // Readers are opened after the migrations so they never see a half-built schema.
+        let readers = (0..READERS)
+            .map(|_| open_reader(&path).map(Mutex::new))
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| open_error(&path, e))?;
+
+        tracing::debug!(path = %path.display(), "opened SQLite store");
+        Ok(SqliteStore {
+            db: Arc::new(Db {
+                path,
+                readers,
+                next_reader: AtomicUsize::new(0),
+                writer: Mutex::new(writer),
+                _lock: lock,
+            }),
+        })
+    }
+
+    /// The database file (`<data_dir>/noteflow.db`).
+    pub fn path(&self) -> &Path {
+        &self.db.path
+    }
+
+    /// Runs `work` on the writer connection, off the async runtime.
+    async fn write<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let db = Arc::clone(&self.db);
+        blocking(move || work(&mut lock(&db.writer))).await
+    }
+
+    /// Runs `work` on a reader connection, off the async runtime.
+    async fn read<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let db = Arc::clone(&self.db);
+        blocking(move || work(&mut db.reader())).await
+    }
+}
+
+impl Db {
+    /// A free reader if there is one, else waits for one (rotating so waiters spread out).
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        let count = self.readers.len();
+        for offset in 0..count {
+            match self.readers[(start + offset) % count].try_lock() {
+                Ok(guard) => return guard,
+                Err(std::sync::TryLockError::Poisoned(poisoned)) => return poisoned.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {}
+            }
+        }
+        lock(&self.readers[start % count])
+    }
+}
+
+fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    // Poisoning means an earlier call panicked while using the connection. Its transaction, if any,
+    // was rolled back when the panic dropped it, so the connection itself is fine to reuse.
+    conn.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+async fn blocking<T, F>(work: F) -> StoreResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> StoreResult<T> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+}
+
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, BoxError> {
+    let lock_path = data_dir.join(LOCK_FILE);
+    let file = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|e| format!("cannot open the lock file {}: {e}", lock_path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "another noteflow server is using the data directory {} (it holds the lock on {}); \
+             stop it or choose another data directory",
+            data_dir.display(),
+            lock_path.display()
+        )
+        .into()),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(format!("cannot lock {}: {e}", lock_path.display()).into())
+        }
+    }
+}
+
+fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    // Set first, so that switching the journal mode waits for a lock rather than failing.
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let mode: String =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        // Some file systems (network mounts) cannot do WAL; the store still works, with reads and
+        // writes excluding each other.
+        tracing::warn!(path = %path.display(), journal_mode = %mode, "SQLite could not enable WAL mode");
+    }
+    // Safe in WAL mode: a power loss may drop the last commits but never corrupts the database.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), BoxError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let known = MIGRATIONS.len();
+    let applied = usize::try_from(version)
+        .map_err(|_| format!("the database has an invalid schema version ({version})"))?;
+    if applied > known {
+        return Err(format!(
+            "the database has schema version {applied}, but this noteflow only knows versions up to \
+             {known}: it was written by a newer noteflow. Upgrade noteflow, or use another data directory"
+        )
+        .into());
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let target = index + 1;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(sql)
+            .map_err(|e| format!("migration to schema version {target} failed: {e}"))?;
+        tx.pragma_update(None, "user_version", target)?;
+        tx.commit()?;
+        tracing::info!(version = target, "applied database migration");
+    }
+    Ok(())
+}
+
+// The columns of a job row, for SELECT and RETURNING; `job_from_row` reads them by name.
+macro_rules! job_columns {
+    () => {
+        "seq, id, meeting_id, state, progress, attempt, request_id, min_speakers, max_speakers, \
+         speakers, segments_updated, error, created_at, started_at, finished_at, worker_id, \
+         lease_expires_at, cancel_requested"
+    };
+}
+
+const SELECT_JOB_BY_ID: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = ?1");
+
+const SELECT_ACTIVE_JOB: &str = concat!(
+    "SELECT ",
+    job_columns!(),
+    " FROM jobs WHERE meeting_id = ?1 AND state IN ('QUEUED', 'RUNNING')"
+);
+
+fn parse<T: FromStr<Err = IdError>>(text: &str) -> StoreResult<T> {
+    text.parse()
+        .map_err(|e: IdError| StoreError::Corrupt(e.to_string()))
+}
+
+fn parse_state(text: &str) -> StoreResult<JobState> {
+    JobState::parse(text).ok_or_else(|| StoreError::Corrupt(format!("unknown job state '{text}'")))
+}
+
+fn job_from_row(row: &Row<'_>) -> StoreResult<Job> {
+    Ok(Job {
+        id: parse(&row.get::<_, String>("id")?)?,
+        meeting_id: parse(&row.get::<_, String>("meeting_id")?)?,
+        seq: row.get("seq")?,
+        state: parse_state(&row.get::<_, String>("state")?)?,
+        // Stored as the f64 widening of an f32, so narrowing gives the f32 back exactly.
+        progress: row.get::<_, f64>("progress")? as f32,
+        attempt: row.get("attempt")?,
+        request_id: row.get("request_id")?,
+        min_speakers: row.get("min_speakers")?,
+        max_speakers: row.get("max_speakers")?,
+        speakers: decode_speakers(&row.get::<_, String>("speakers")?)?,
+        segments_updated: row.get("segments_updated")?,
+        error: row.get("error")?,
+        created_at: row.get("created_at")?,
+        started_at: row.get("started_at")?,
+        finished_at: row.get("finished_at")?,
+        worker_id: row.get("worker_id")?,
+        lease_expires_at: row.get("lease_expires_at")?,
+        cancel_requested: row.get("cancel_requested")?,
+    })
+}
+
+/// The job row `sql` yields (a SELECT or an UPDATE ... RETURNING), if any.
+fn query_job(conn: &Connection, sql: &str, params: impl Params) -> StoreResult<Option<Job>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(params)?;
+    rows.next()?.map(job_from_row).transpose()
+}
+
+/// Like [`query_job`], for statements that must yield a row (the job was read in the same
+/// transaction).
+fn query_existing_job(conn: &Connection, sql: &str, params: impl Params) -> StoreResult<Job> {
+    query_job(conn, sql, params)?.ok_or(StoreError::Database(rusqlite::Error::QueryReturnedNoRows))
+}
+
+fn meeting_exists(conn: &Connection, id: &str) -> StoreResult<bool> {
+    let mut stmt = conn.prepare_cached("SELECT 1 FROM meetings WHERE id = ?1")?;
+    Ok(stmt.exists([id])?)
+}
+
+/// Speaker labels in the `jobs.speakers` column: each label followed by a newline, with backslash
+/// and newline inside a label escaped, so any list of strings (empty labels included) round-trips.
+fn encode_speakers(labels: &[String]) -> String {
+    let mut text = String::new();
+    for label in labels {
+        for c in label.chars() {
+            match c {
+                '\\' => text.push_str("\\\\"),
+                '\n' => text.push_str("\\n"),
+                c => text.push(c),
+            }
+        }
+        text.push('\n');
+    }
+    text
+}
+
+fn decode_speakers(text: &str) -> StoreResult<Vec<String>> {
+    let corrupt = || StoreError::Corrupt(format!("malformed speaker list {text:?}"));
+    let mut labels = Vec::new();
+    let mut label = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\n' => labels.push(std::mem::take(&mut label)),
+            '\\' => match chars.next() {
+                Some('\\') => label.push('\\'),
+                Some('n') => label.push('\n'),
+                _ => return Err(corrupt()),
+            },
+            c => label.push(c),
+        }
+    }
+    if label.is_empty() {
+        Ok(labels)
+    } else {
+        Err(corrupt())
+    }
+}
+
+#[async_trait::async_trait]
+impl JobStore for SqliteStore {
+    fn mode(&self) -> StorageMode {
+        StorageMode::Sqlite
+    }
+
+    async fn create_meeting(&self, title: &str) -> StoreResult<Meeting> {
+        let meeting = Meeting {
+            id: MeetingId::new_random(),
+            title: title.to_owned(),
+            created_at: now_millis(),
+            audio: None,
+            segments: Vec::new(),
+        };
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO meetings (id, title, created_at) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![
+                meeting.id.to_string(),
+                meeting.title,
+                meeting.created_at
+            ])?;
+            Ok(meeting)
+        })
+        .await
+    }
+
+    async fn get_meeting(&self, id: MeetingId) -> StoreResult<Option<Meeting>> {
+        self.read(move |conn| {
+            let key = id.to_string();
+            // One snapshot for the meeting, its audio and its segments.
+            let tx = conn.transaction()?;
+            let Some((title, created_at)) = tx
+                .prepare_cached("SELECT title, created_at FROM meetings WHERE id = ?1")?
+                .query_row([&key], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            let audio = tx
+                .prepare_cached(
+                    "SELECT length(bytes), duration_secs, format_hint FROM meeting_audio \
+                     WHERE meeting_id = ?1",
+                )?
+                .query_row([&key], |row| {
+                    Ok(AudioInfo {
+                        size_bytes: row.get(0)?,
+                        duration_secs: row.get(1)?,
+                        format_hint: row.get(2)?,
+                    })
+                })
+                .optional()?;
+            let segments = tx
+                .prepare_cached(
+                    "SELECT idx, start_secs, end_secs, text, speaker FROM segments \
+                     WHERE meeting_id = ?1 ORDER BY idx",
+                )?
+                .query_map([&key], |row| {
+                    Ok(Segment {
+                        index: row.get(0)?,
+                        start: row.get(1)?,
+                        end: row.get(2)?,
+                        text: row.get(3)?,
+                        speaker: row.get(4)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Some(Meeting {
+                id,
+                title,
+                created_at,
+                audio,
+                segments,
+            }))
+        })
+        .await
+    }
+
+    async fn delete_meeting(&self, id: MeetingId) -> StoreResult<bool> {
+        self.write(move |conn| {
+            // Audio, segments, jobs and their turns go with it (ON DELETE CASCADE).
+            let deleted = conn
+                .prepare_cached("DELETE FROM meetings WHERE id = ?1")?
+                .execute([id.to_string()])?;
+            Ok(deleted > 0)
+        })
+        .await
+    }
+
+    async fn put_audio(&self, id: MeetingId, audio: StoredAudio) -> StoreResult<()> {
+        self.write(move |conn| {
+            let key = id.to_string();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if !meeting_exists(&tx, &key)? {
+                return Err(StoreError::MeetingNotFound(id));
+            }
+            if query_job(&tx, SELECT_ACTIVE_JOB, [&key])?.is_some() {
+                return Err(StoreError::MeetingBusy(id));
+            }
+            tx.prepare_cached(
+                "INSERT INTO meeting_audio (meeting_id, bytes, duration_secs, format_hint) \
+                 VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (meeting_id) DO UPDATE SET bytes = excluded.bytes, \
+                 duration_secs = excluded.duration_secs, format_hint = excluded.format_hint",
+            )?
+            .execute(params![
+                key,
+                audio.bytes,
+                audio.duration_secs,
+                audio.format_hint
+            ])?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_audio(&self, id: MeetingId) -> StoreResult<Option<StoredAudio>> {
+        self.read(move |conn| {
+            let audio = conn
+                .prepare_cached(
+                    "SELECT bytes, duration_secs, format_hint FROM meeting_audio WHERE meeting_id = ?1",
+                )?
+                .query_row([id.to_string()], |row| {
+                    Ok(StoredAudio {
+                        bytes: row.get(0)?,
+                        duration_secs: row.get(1)?,
+                        format_hint: row.get(2)?,
+                    })
+                })
+                .optional()?;
+            Ok(audio)
+        })
+        .await
+    }
+
+    async fn replace_segments(
+        &self,
+        id: MeetingId,
+        segments: Vec<SegmentInput>,
+    ) -> StoreResult<u32> {
+        let count = count_u32(segments.len())?;
+        self.write(move |conn| {
+            let key = id.to_string();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if !meeting_exists(&tx, &key)? {
+                return Err(StoreError::MeetingNotFound(id));
+            }
+            tx.prepare_cached("DELETE FROM segments WHERE meeting_id = ?1")?
+                .execute([&key])?;
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO segments (meeting_id, idx, start_secs, end_secs, text, speaker) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?;
+                for (index, segment) in (0u32..).zip(&segments) {
+                    insert.execute(params![
+                        key,
+                        index,
+                        segment.start,
+                        segment.end,
+                        segment.text,
+                        segment.speaker
+                    ])?;
+                }
+            }
+            tx.commit()?;
+            Ok(count)
+        })
+        .await
+    }
+
+    async fn create_job(&self, new: NewJob, max_queued: u64) -> StoreResult<Created> {
+        self.write(move |conn| {
+            let meeting_key = new.meeting_id.to_string();
+            // IMMEDIATE takes the write lock up front: the checks below and the insert see the same
+            // state, whatever else writes to the file.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+
+            if let Some(request_id) = &new.request_id {
+                let by_request = concat!(
+                    "SELECT ",
+                    job_columns!(),
+                    " FROM jobs WHERE request_id = ?1"
+                );
+                if let Some(job) = query_job(&tx, by_request, [request_id])? {
+                    return if job.meeting_id == new.meeting_id {
+                        Ok(Created::Existing(job))
+                    } else {
+                        Err(StoreError::RequestIdConflict {
+                            request_id: request_id.clone(),
+                            other: job.meeting_id,
+                        })
+                    };
+                }
+            }
+
+            if !meeting_exists(&tx, &meeting_key)? {
+                return Err(StoreError::MeetingNotFound(new.meeting_id));
+            }
+            let has_audio = tx
+                .prepare_cached("SELECT 1 FROM meeting_audio WHERE meeting_id = ?1")?
+                .exists([&meeting_key])?;
+            if !has_audio {
+                return Err(StoreError::NoAudio(new.meeting_id));
+            }
+
+            if let Some(active) = query_job(&tx, SELECT_ACTIVE_JOB, [&meeting_key])? {
+                return Ok(Created::Existing(active));
+            }
+
+            let queued: u64 = tx
+                .prepare_cached("SELECT COUNT(*) FROM jobs WHERE state = 'QUEUED'")?
+                .query_row([], |row| row.get(0))?;
+            if queued >= max_queued {
+                return Err(StoreError::QueueFull { queued });
+            }
+
+            let insert = concat!(
+                "INSERT INTO jobs (id, meeting_id, state, progress, attempt, request_id, \
+                 min_speakers, max_speakers, created_at) \
+                 VALUES (?1, ?2, 'QUEUED', 0, 1, ?3, ?4, ?5, ?6) RETURNING ",
+                job_columns!()
+            );
+            let job = query_existing_job(
+                &tx,
+                insert,
+                params![
+                    JobId::new_random().to_string(),
+                    meeting_key,
+                    new.request_id,
+                    new.min_speakers,
+                    new.max_speakers,
+                    now_millis()
+                ],
+            )?;
+            tx.commit()?;
+            Ok(Created::New(job))
+        })
+        .await
+    }
+
+    async fn get_job(&self, id: JobId) -> StoreResult<Option<Job>> {
+        self.read(move |conn| query_job(conn, SELECT_JOB_BY_ID, [id.to_string()]))
+            .await
+    }
+
+    async fn list_jobs(
+        &self,
+        filter: &JobFilter,
+        limit: u32,
+        after_seq: Option<i64>,
+    ) -> StoreResult<JobPage> {
+        let meeting = filter.meeting_id.map(|id| id.to_string());
+        let state = filter.state.map(JobState::as_str);
+        self.read(move |conn| {
+            // Only the conditions in use go into the SQL, so the planner can pick the matching
+            // index (a `?1 IS NULL OR ...` condition would hide it).
+            let mut conditions = Vec::new();
+            let mut args: Vec<&dyn ToSql> = Vec::new();
+            if let Some(meeting) = &meeting {
+                conditions.push("meeting_id = ?");
+                args.push(meeting);
+            }
+            if let Some(state) = &state {
+                conditions.push("state = ?");
+                args.push(state);
+            }
+            if let Some(after_seq) = &after_seq {
+                conditions.push("seq < ?");
+                args.push(after_seq);
+            }
+            // One row beyond the page tells whether there is a next page.
+            let fetch = i64::from(limit) + 1;
+            args.push(&fetch);
+            let where_clause = if conditions.is_empty() {
+                String::new()
+            } else {
+                format!(" WHERE {}", conditions.join(" AND "))
+            };
+            let sql = format!(
+                "SELECT {} FROM jobs{where_clause} ORDER BY seq DESC LIMIT ?",
+                job_columns!()
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let mut rows = stmt.query(args.as_slice())?;
+            let mut jobs = Vec::new();
+            while let Some(row) = rows.next()? {
+                jobs.push(job_from_row(row)?);
+            }
+            Ok(into_page(jobs, limit))
+        })
+        .await
+    }
+
+    async fn claim_next(
+        &self,
+        worker: &WorkerId,
+        lease: Duration,
+    ) -> StoreResult<Option<(Job, Claim)>> {
+        let worker = worker.clone();
+        self.write(move |conn| {
+            let now = now_millis();
+            // One statement: finding the oldest queued job and taking it cannot be split by another
+            // claimer.
+            let claim = concat!(
+                "UPDATE jobs SET state = 'RUNNING', worker_id = ?1, started_at = ?2, progress = 0, \
+                 lease_expires_at = ?3 \
+                 WHERE seq = (SELECT seq FROM jobs WHERE state = 'QUEUED' ORDER BY seq LIMIT 1) \
+                 RETURNING ",
+                job_columns!()
+            );
+            let job = query_job(
+                conn,
+                claim,
+                params![worker.as_str(), now, lease_deadline(now, lease)],
+            )?;
+            Ok(job.map(|job| {
+                let claim = Claim {
+                    job_id: job.id,
+                    attempt: job.attempt,
+                    worker,
+                };
+                (job, claim)
+            }))
+        })
+        .await
+    }
+
+    async fn heartbeat(
+        &self,
+        claim: &Claim,
+        progress: Option<f32>,
+        lease: Duration,
+    ) -> StoreResult<Heartbeat> {
+        let claim = claim.clone();
+        let progress = usable_progress(progress).map(f64::from);
+        self.write(move |conn| {
+            let cancel_requested: Option<bool> = conn
+                .prepare_cached(
+                    "UPDATE jobs SET lease_expires_at = ?1, progress = MAX(progress, COALESCE(?2, progress)) \
+                     WHERE id = ?3 AND state = 'RUNNING' AND attempt = ?4 AND worker_id = ?5 \
+                     RETURNING cancel_requested",
+                )?
+                .query_row(
+                    params![
+                        lease_deadline(now_millis(), lease),
+                        progress,
+                        claim.job_id.to_string(),
+                        claim.attempt,
+                        claim.worker.as_str()
+                    ],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            Ok(match cancel_requested {
+                None => Heartbeat::Lost,
+                Some(true) => Heartbeat::CancelRequested,
+                Some(false) => Heartbeat::Continue,
+            })
+        })
+        .await
+    }
+
+    async fn finish(&self, claim: &Claim, outcome: Outcome) -> StoreResult<bool> {
+        let claim = claim.clone();
+        self.write(move |conn| {
+            // NULL leaves a column as it is.
+            let (state, progress, error, result) = match outcome {
+                Outcome::Completed(result) => (JobState::Completed, Some(1.0), None, Some(result)),
+                Outcome::Failed(message) => (JobState::Failed, None, Some(message), None),
+                Outcome::Cancelled => (
+                    JobState::Cancelled,
+                    None,
+                    Some(CANCELLED_WHILE_RUNNING.to_owned()),
+                    None,
+                ),
+            };
+            let speakers = result.as_ref().map(|r| encode_speakers(&r.speakers));
+            let segments_updated = result
+                .as_ref()
+                .map(|r| count_u32(r.segment_speakers.len()))
+                .transpose()?;
+
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let meeting_id: Option<String> = tx
+                .prepare_cached(
+                    "UPDATE jobs SET state = ?1, progress = COALESCE(?2, progress), \
+                     error = COALESCE(?3, error), speakers = COALESCE(?4, speakers), \
+                     segments_updated = COALESCE(?5, segments_updated), finished_at = ?6, \
+                     worker_id = NULL, lease_expires_at = NULL \
+                     WHERE id = ?7 AND state = 'RUNNING' AND attempt = ?8 AND worker_id = ?9 \
+                     RETURNING meeting_id",
+                )?
+                .query_row(
+                    params![
+                        state.as_str(),
+                        progress,
+                        error,
+                        speakers,
+                        segments_updated,
+                        now_millis(),
+                        claim.job_id.to_string(),
+                        claim.attempt,
+                        claim.worker.as_str()
+                    ],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            let Some(meeting_id) = meeting_id else {
+                // A stale claim: dropping the transaction rolls back (it changed nothing anyway).
+                return Ok(false);
+            };
+
+            if let Some(result) = result {
+                let job_key = claim.job_id.to_string();
+                let mut insert_turn = tx.prepare_cached(
+                    "INSERT INTO job_turns (job_id, idx, start_secs, end_secs, speaker) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                for (index, turn) in (0i64..).zip(&result.turns) {
+                    insert_turn.execute(params![
+                        job_key,
+                        index,
+                        turn.start,
+                        turn.end,
+                        turn.speaker
+                    ])?;
+                }
+                let mut relabel = tx.prepare_cached(
+                    "UPDATE segments SET speaker = ?1 WHERE meeting_id = ?2 AND idx = ?3",
+                )?;
+                for (index, speaker) in &result.segment_speakers {
+                    // An index with no segment matches no row and is ignored.
+                    relabel.execute(params![speaker, meeting_id, index])?;
+                }
+            }
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn cancel(&self, id: JobId) -> StoreResult<Option<CancelRequest>> {
+        self.write(move |conn| {
+            let key = id.to_string();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let Some(job) = query_job(&tx, SELECT_JOB_BY_ID, [&key])? else {
+                return Ok(None);
+            };
+            let request = match job.state {
+                JobState::Queued => {
+                    let sql = concat!(
+                        "UPDATE jobs SET state = 'CANCELLED', finished_at = ?1, error = ?2 \
+                         WHERE id = ?3 RETURNING ",
+                        job_columns!()
+                    );
+                    let job = query_existing_job(
+                        &tx,
+                        sql,
+                        params![now_millis(), CANCELLED_BEFORE_START, key],
+                    )?;
+                    CancelRequest::CancelledQueued(job)
+                }
+                JobState::Running => {
+                    let sql = concat!(
+                        "UPDATE jobs SET cancel_requested = 1 WHERE id = ?1 RETURNING ",
+                        job_columns!()
+                    );
+                    CancelRequest::Requested(query_existing_job(&tx, sql, [&key])?)
+                }
+                JobState::Completed | JobState::Failed | JobState::Cancelled => {
+                    return Ok(Some(CancelRequest::AlreadyTerminal(job)));
+                }
+            };
+            tx.commit()?;
+            Ok(Some(request))
+        })
+        .await
+    }
+
+    async fn recover_abandoned(
+        &self,
+        me: &WorkerId,
+        max_attempts: u32,
+        now: Millis,
+    ) -> StoreResult<Recovery> {
+        let me = me.clone();
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let abandoned = tx
+                .prepare_cached(
+                    "SELECT id, attempt, cancel_requested FROM jobs \
+                     WHERE state = 'RUNNING' AND worker_id <> ?1 AND lease_expires_at <= ?2 \
+                     ORDER BY seq",
+                )?
+                .query_map(params![me.as_str(), now], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, u32>(1)?, row.get::<_, bool>(2)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+
+            // `now` may be Millis::MAX ("every lease"): rows get the real time.
+            let finished_at = now_millis();
+            let mut recovery = Recovery::default();
+            for (key, attempt, cancel_requested) in abandoned {
+                let id: JobId = parse(&key)?;
+                if cancel_requested {
+                    tx.prepare_cached(
+                        "UPDATE jobs SET state = 'CANCELLED', error = ?1, finished_at = ?2, \
+                         worker_id = NULL, lease_expires_at = NULL WHERE id = ?3",
+                    )?
+                    .execute(params![CANCELLED_BY_RECOVERY, finished_at, key])?;
+                    recovery.cancelled.push(id);
+                } else if attempt < max_attempts {
+                    tx.prepare_cached(
+                        "UPDATE jobs SET state = 'QUEUED', attempt = attempt + 1, progress = 0, \
+                         started_at = NULL, worker_id = NULL, lease_expires_at = NULL WHERE id = ?1",
+                    )?
+                    .execute([&key])?;
+                    recovery.requeued.push(id);
+                } else {
+                    tx.prepare_cached(
+                        "UPDATE jobs SET state = 'FAILED', error = ?1, finished_at = ?2, \
+                         worker_id = NULL, lease_expires_at = NULL WHERE id = ?3",
+                    )?
+                    .execute(params![out_of_attempts_message(attempt, max_attempts), finished_at, key])?;
+                    recovery.failed.push(id);
+                }
+            }
+            tx.commit()?;
+            Ok(recovery)
+        })
+        .await
+    }
+
+    async fn result_turns(&self, id: JobId) -> StoreResult<Option<Vec<TurnRecord>>> {
+        self.read(move |conn| {
+            let key = id.to_string();
+            // One snapshot for the state check and the turns.
+            let tx = conn.transaction()?;
+            let state: Option<String> = tx
+                .prepare_cached("SELECT state FROM jobs WHERE id = ?1")?
+                .query_row([&key], |row| row.get(0))
+                .optional()?;
+            if state.as_deref() != Some(JobState::Completed.as_str()) {
+                return Ok(None);
+            }
+            let turns = tx
+                .prepare_cached(
+                    "SELECT start_secs, end_secs, speaker FROM job_turns WHERE job_id = ?1 \
+                     ORDER BY start_secs, end_secs, idx",
+                )?
+                .query_map([&key], |row| {
+                    Ok(TurnRecord {
+                        start: row.get(0)?,
+                        end: row.get(1)?,
+                        speaker: row.get(2)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Some(turns))
+        })
+        .await
+    }
+
+    async fn count_by_state(&self) -> StoreResult<BTreeMap<JobState, u64>> {
+        self.read(|conn| {
+            let mut counts: BTreeMap<JobState, u64> =
+                JobState::ALL.into_iter().map(|s| (s, 0)).collect();
+            let mut stmt =
+                conn.prepare_cached("SELECT state, COUNT(*) FROM jobs GROUP BY state")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let state = parse_state(&row.get::<_, String>(0)?)?;
+                counts.insert(state, row.get(1)?);
+            }
+            Ok(counts)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    crate::conformance_tests!(conformance, async {
+        let dir = tempfile::tempdir().unwrap();
+        (SqliteStore::open(dir.path()).unwrap(), dir)
+    });
+
+    fn open_error_message(result: StoreResult<SqliteStore>) -> String {
+        match result {
+            Err(err @ StoreError::Open { .. }) => err.to_string(),
+            Err(other) => panic!("expected StoreError::Open, got {other:?}"),
+            Ok(store) => panic!("expected StoreError::Open, got {store:?}"),
+        }
+    }
+
+    #[test]
+    fn speakers_round_trip() {
+        let cases: &[&[&str]] = &[
+            &[],
+            &[""],
+            &["", ""],
+            &["SPEAKER_00", "SPEAKER_01"],
+            &["a\nb", "c\\n", "\\"],
+        ];
+        for labels in cases {
+            let labels: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
+            let text = encode_speakers(&labels);
+            assert_eq!(decode_speakers(&text).unwrap(), labels, "{text:?}");
+        }
+        assert_eq!(encode_speakers(&["A".into(), "B".into()]), "A\nB\n");
+        for malformed in ["A", "A\nB", "bad\\x\n", "trailing\\"] {
+            assert!(
+                matches!(decode_speakers(malformed), Err(StoreError::Corrupt(_))),
+                "{malformed:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn creates_the_directory_and_reports_its_path() {
+        let root = tempfile::tempdir().unwrap();
+        let data_dir = root.path().join("nested").join("data");
+        let store = SqliteStore::open(&data_dir).unwrap();
+        assert_eq!(store.path(), data_dir.join("noteflow.db"));
+        assert!(store.path().is_file());
+        assert!(data_dir.join("noteflow.lock").is_file());
+        assert_eq!(store.mode(), StorageMode::Sqlite);
+    }
+
+    #[tokio::test]
+    async fn data_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let (meeting, running, done) = {
+            let store = SqliteStore::open(dir.path()).unwrap();
+            let meeting = store.create_meeting("persisted").await.unwrap().id;
+            store
+                .put_audio(
+                    meeting,
+                    StoredAudio {
+                        bytes: vec![7; 64],
+                        duration_secs: 2.0,
+                        format_hint: Some("flac".into()),
+                    },
+                )
+                .await
+                .unwrap();
+            let segment = SegmentInput {
+                start: 0.0,
+                end: 1.0,
+                text: "hi".into(),
+                speaker: None,
+            };
+            store
+                .replace_segments(meeting, vec![segment])
+                .await
+                .unwrap();
+            let new_job = |request_id: &str| NewJob {
+                meeting_id: meeting,
+                min_speakers: Some(1),
+                max_speakers: None,
+                request_id: Some(request_id.into()),
+            };
+            let done = store
+                .create_job(new_job("first"), 10)
+                .await
+                .unwrap()
+                .into_job();
+            let (_, claim) = store
+                .claim_next(&WorkerId::from_string("a"), Duration::from_secs(60))
+                .await
+                .unwrap()
+                .unwrap();
+            let result = crate::JobResult {
+                turns: vec![TurnRecord {
+                    start: 0.0,
+                    end: 1.0,
+                    speaker: "S0".into(),
+                }],
+                speakers: vec!["S0".into()],
+                segment_speakers: vec![(0, "S0".into())],
+            };
+            assert!(store
+                .finish(&claim, Outcome::Completed(result))
+                .await
+                .unwrap());
+            let running = store
+                .create_job(new_job("second"), 10)
+                .await
+                .unwrap()
+                .into_job();
+            store
+                .claim_next(&WorkerId::from_string("a"), Duration::from_secs(60))
+                .await
+                .unwrap()
+                .unwrap();
+            (meeting, running, done)
+            // The store is dropped here, as when the process exits: its lock is released.
+        };
+
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let reopened = store.get_meeting(meeting).await.unwrap().unwrap();
+        assert_eq!(reopened.title, "persisted");
+        assert_eq!(reopened.audio.unwrap().size_bytes, 64);
+        assert_eq!(reopened.segments[0].speaker.as_deref(), Some("S0"));
+        assert_eq!(
+            store.get_audio(meeting).await.unwrap().unwrap().bytes,
+            vec![7; 64]
+        );
+        let turns = store.result_turns(done.id).await.unwrap().unwrap();
+        assert_eq!(turns.len(), 1);
+        let existing = store.create_job(
+            NewJob {
+                meeting_id: meeting,
+                min_speakers: None,
+                max_speakers: None,
+                request_id: Some("first".into()),
+            },
+            10,
+        );
+        assert_eq!(
+            existing.await.unwrap(),
+            Created::Existing(store.get_job(done.id).await.unwrap().unwrap())
+        );
+
+        // The job worker "a" was running when its process stopped is taken over by the new one.
+        let me = WorkerId::from_string("b");
+        let recovery = store.recover_abandoned(&me, 3, Millis::MAX).await.unwrap();
+        assert_eq!(recovery.requeued, [running.id]);
+        let (job, claim) = store
+            .claim_next(&me, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((job.id, claim.attempt), (running.id, 2));
+        assert!(job.seq > done.seq);
+    }
+
+    #[tokio::test]
+    async fn a_locked_data_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = SqliteStore::open(dir.path()).unwrap();
+        let message = open_error_message(SqliteStore::open(dir.path()));
+        assert!(
+            message.contains("another noteflow server is using the data directory"),
+            "{message}"
+        );
+        assert!(
+            message.contains(&dir.path().display().to_string()),
+            "{message}"
+        );
+
+        // The refused open did not disturb the first store.
+        first.create_meeting("still fine").await.unwrap();
+        drop(first);
+        SqliteStore::open(dir.path()).expect("the lock is released when the store is dropped");
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SqliteStore::open(dir.path()).unwrap());
+        let conn = Connection::open(dir.path().join("noteflow.db")).unwrap();
+        let current: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(current, MIGRATIONS.len() as i64);
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+
+        let message = open_error_message(SqliteStore::open(dir.path()));
+        assert!(message.contains("schema version 99"), "{message}");
+        assert!(message.contains("newer noteflow"), "{message}");
+    }
+
+    #[test]
+    fn reopening_does_not_reapply_migrations() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SqliteStore::open(dir.path()).unwrap());
+        drop(SqliteStore::open(dir.path()).unwrap());
+    }
+
+    #[test]
+    fn a_regular_file_is_not_a_data_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-dir");
+        std::fs::write(&file, b"hello").unwrap();
+        let message = open_error_message(SqliteStore::open(&file));
+        assert!(message.contains("not a directory"), "{message}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("noteflow.db"), vec![b'x'; 4096]).unwrap();
+        open_error_message(SqliteStore::open(dir.path()));
+    }
+
+    #[tokio::test]
+    async fn reads_do_not_wait_for_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let meeting = store.create_meeting("m").await.unwrap();
+
+        // Hold the writer connection from another thread, as a long write would.
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let db = Arc::clone(&store.db);
+        let holder = std::thread::spawn(move || {
+            let _writer = lock(&db.writer);
+            held_tx.send(()).unwrap();
+            let _ = release_rx.recv();
+        });
+        held_rx.recv().unwrap();
+
+        let reads = async {
+            for _ in 0..8 {
+                assert_eq!(
+                    store.get_meeting(meeting.id).await.unwrap(),
+                    Some(meeting.clone())
+                );
+                assert_eq!(store.count_by_state().await.unwrap().len(), 5);
+            }
+        };
+        let outcome = tokio::time::timeout(Duration::from_secs(10), reads).await;
+        release_tx.send(()).unwrap();
+        holder.join().unwrap();
+        outcome.expect("reads completed while the writer was busy");
+    }
+}
