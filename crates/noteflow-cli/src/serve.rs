@@ -25,7 +25,11 @@ pub struct ServeArgs {
     #[arg(long, env = "NOTEFLOW_LISTEN", default_value = "127.0.0.1:50051")]
     listen: SocketAddr,
     /// Prometheus metrics listen address (GET /metrics).
-    #[arg(long, env = "NOTEFLOW_METRICS_LISTEN", default_value = "127.0.0.1:9464")]
+    #[arg(
+        long,
+        env = "NOTEFLOW_METRICS_LISTEN",
+        default_value = "127.0.0.1:9464"
+    )]
     metrics_listen: SocketAddr,
     /// Do not serve metrics.
     #[arg(long)]
@@ -66,7 +70,8 @@ pub struct ServeArgs {
 }
 
 fn seconds(name: &str, value: f64) -> Result<Duration> {
-    Duration::try_from_secs_f64(value).with_context(|| format!("--{name} must be a non-negative number of seconds, got {value}"))
+    Duration::try_from_secs_f64(value)
+        .with_context(|| format!("--{name} must be a non-negative number of seconds, got {value}"))
 }
 
 pub fn run(mut args: ServeArgs) -> Result<()> {
@@ -99,7 +104,10 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
     config.fallback_to_memory = args.fallback_to_memory;
     config.runner = runner;
     config.max_queued = args.max_queued;
-    anyhow::ensure!(args.max_upload_mb >= 1, "--max-upload-mb must be at least 1");
+    anyhow::ensure!(
+        args.max_upload_mb >= 1,
+        "--max-upload-mb must be at least 1"
+    );
     config.max_upload_bytes = args.max_upload_mb.saturating_mul(1024 * 1024);
     config.cancel_wait = seconds("cancel-wait", args.cancel_wait)?;
 
@@ -114,7 +122,8 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
         println!(
             "noteflow serving gRPC on {} (metrics: {}) storage={} worker={}",
             app.grpc_addr(),
-            app.metrics_addr().map_or("off".into(), |a| format!("http://{a}/metrics")),
+            app.metrics_addr()
+                .map_or("off".into(), |a| format!("http://{a}/metrics")),
             app.storage_mode().as_str(),
             app.worker_id()
         );

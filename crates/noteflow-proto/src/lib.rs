@@ -8,5 +8,6 @@ pub mod v1 {
     tonic::include_proto!("noteflow.v1");
 
     /// The encoded `FileDescriptorSet` of the API (with its imports), for gRPC server reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("noteflow_descriptor");
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("noteflow_descriptor");
 }

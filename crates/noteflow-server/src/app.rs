@@ -40,14 +40,14 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot set up gRPC reflection: {0}")]
-    Reflection(String),
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("the gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("cannot set up gRPC reflection: {0}")]
+    Reflection(String),
 }
 
 /// A built, bound server, not yet serving. Tests build it on port 0 with a fresh data directory.
@@ -58,6 +58,7 @@ pub struct Application {
     grpc: TcpListener,
     metrics_listener: Option<TcpListener>,
     recovery: Recovery,
+    stop: watch::Sender<bool>,
 }
 
 /// Opens the configured store; on failure, falls back to memory only when allowed.
@@ -121,6 +122,7 @@ impl Application {
             None => None,
         };
 
+        let (stop, stopping) = watch::channel(false);
         let events = JobEvents::default();
         let runner = Runner::new(
             store.clone(),
@@ -140,6 +142,7 @@ impl Application {
             max_upload_bytes: config.max_upload_bytes,
             max_queued: config.max_queued,
             cancel_wait: config.cancel_wait,
+            stopping,
         });
         Ok(Self {
             config,
@@ -148,11 +151,14 @@ impl Application {
             grpc,
             metrics_listener,
             recovery,
+            stop,
         })
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc.local_addr().expect("a bound listener has an address")
+        self.grpc
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
@@ -176,37 +182,41 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then stops taking requests, asks running jobs to stop and
     /// waits for them (bounded by the configured grace period).
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let runner_task = tokio::spawn(self.runner.clone().run(stop_rx.clone(), self.config.shutdown_grace));
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let stop_tx = self.stop;
+        let stop_rx = stop_tx.subscribe();
+        let runner_task = tokio::spawn(
+            self.runner
+                .clone()
+                .run(stop_rx.clone(), self.config.shutdown_grace),
+        );
 
         let (health, health_service) = tonic_health::server::health_reporter();
-        health
-            .set_serving::<MeetingServiceServer<Meetings>>()
-            .await;
-        health
-            .set_serving::<DiarizationServiceServer<Jobs>>()
-            .await;
+        health.set_serving::<MeetingServiceServer<Meetings>>().await;
+        health.set_serving::<DiarizationServiceServer<Jobs>>().await;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(noteflow_proto::v1::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()
-            .expect("the API's descriptor set is valid");
+            .map_err(|e| ServeError::Reflection(e.to_string()))?;
         let reflection_alpha = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(noteflow_proto::v1::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()
-            .expect("the API's descriptor set is valid");
+            .map_err(|e| ServeError::Reflection(e.to_string()))?;
 
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
         let metrics_task = self.metrics_listener.map(|listener| {
-            let mut stop = stop_rx.clone();
             tokio::spawn(metrics::serve(
                 listener,
                 self.state.metrics.clone(),
                 self.state.store.clone(),
-                async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                },
+                stopped(stop_rx.clone()),
             ))
         });
 
@@ -217,23 +227,36 @@ impl Application {
             concurrency = self.config.runner.concurrency,
             "serving"
         );
-        let stop_for_server = stop_tx.clone();
-        let health_for_shutdown = health.clone();
-        let result = tonic::transport::Server::builder()
+        let server = tonic::transport::Server::builder()
             .add_service(health_service)
             .add_service(reflection)
             .add_service(reflection_alpha)
             .add_service(MeetingServiceServer::new(Meetings::new(self.state.clone())))
             .add_service(DiarizationServiceServer::new(Jobs::new(self.state.clone())))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.grpc), async move {
-                shutdown.await;
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(self.grpc),
+                stopped(stop_rx.clone()),
+            );
+        tokio::pin!(server);
+        let result = tokio::select! {
+            result = &mut server => result,
+            _ = shutdown => {
                 tracing::info!("shutting down");
-                health_for_shutdown
-                    .set_not_serving::<DiarizationServiceServer<Jobs>>()
-                    .await;
-                let _ = stop_for_server.send(true);
-            })
-            .await;
+                health.set_not_serving::<DiarizationServiceServer<Jobs>>().await;
+                health.set_not_serving::<MeetingServiceServer<Meetings>>().await;
+                // Stops the runner, open watch streams, the metrics server, and new connections.
+                let _ = stop_tx.send(true);
+                // In-flight calls get the grace period to finish; connections a client keeps open
+                // past it are dropped.
+                match tokio::time::timeout(self.config.shutdown_grace, &mut server).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        tracing::warn!("client connections still open after the grace period; closing them");
+                        Ok(())
+                    }
+                }
+            }
+        };
         let _ = stop_tx.send(true);
         let _ = runner_task.await;
         if let Some(task) = metrics_task {

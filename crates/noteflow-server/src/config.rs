@@ -97,6 +97,7 @@ impl Default for RunnerConfig {
 
 impl RunnerConfig {
     pub fn timeout_for(&self, audio_seconds: f64) -> Duration {
-        self.timeout_base + Duration::from_secs_f64(self.timeout_per_audio_second * audio_seconds.max(0.0))
+        self.timeout_base
+            + Duration::from_secs_f64(self.timeout_per_audio_second * audio_seconds.max(0.0))
     }
 }

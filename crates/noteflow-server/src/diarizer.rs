@@ -4,7 +4,7 @@
 
 use std::sync::atomic::AtomicBool;
 
-use noteflow_diarize::{Audio16k, DiarizeError, Diarization, Diarizer, SpeakerConstraints};
+use noteflow_diarize::{Audio16k, Diarization, DiarizeError, Diarizer, SpeakerConstraints};
 
 /// Why a run produced no result.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -12,7 +12,7 @@
 //!   controllable double for lifecycle tests;
 //! - [`events`]: in-process notices of job changes, for watchers;
 //! - [`metrics`]: Prometheus metrics over HTTP;
-//! - [`shutdown`]: SIGINT/SIGTERM.
+//! - [`shutdown`]: waiting for SIGINT or SIGTERM.
 //!
 //! The job state machine itself is in `noteflow-store`'s guarded updates; this crate knows nothing
 //! of SQL.

@@ -70,7 +70,11 @@ impl Metrics {
             "Where jobs are kept (1 on the active mode); memory means nothing survives a restart",
             storage_mode.clone(),
         );
-        for candidate in [StorageMode::Memory, StorageMode::Sqlite, StorageMode::Postgres] {
+        for candidate in [
+            StorageMode::Memory,
+            StorageMode::Sqlite,
+            StorageMode::Postgres,
+        ] {
             storage_mode
                 .get_or_create(&ModeLabel {
                     mode: candidate.as_str(),
@@ -78,7 +82,9 @@ impl Metrics {
                 .set(i64::from(candidate == mode));
         }
         let job_duration =
-            Family::<OutcomeLabel, Histogram, fn() -> Histogram>::new_with_constructor(job_duration_histogram);
+            Family::<OutcomeLabel, Histogram, fn() -> Histogram>::new_with_constructor(
+                job_duration_histogram,
+            );
         registry.register(
             "job_duration_seconds",
             "Wall time of job runs, by how they ended",
@@ -91,9 +97,14 @@ impl Metrics {
             stale_writes.clone(),
         );
         let rpcs = Family::<RpcLabels, Counter>::default();
-        registry.register("rpc_requests", "gRPC requests by method and status code", rpcs.clone());
-        let rpc_duration =
-            Family::<RpcLabels, Histogram, fn() -> Histogram>::new_with_constructor(rpc_duration_histogram);
+        registry.register(
+            "rpc_requests",
+            "gRPC requests by method and status code",
+            rpcs.clone(),
+        );
+        let rpc_duration = Family::<RpcLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            rpc_duration_histogram,
+        );
         registry.register(
             "rpc_duration_seconds",
             "gRPC handling time by method and status code (streams: until the response starts)",
@@ -210,4 +221,3 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
 }
-

@@ -185,10 +185,7 @@ impl Runner {
     async fn run_job(&self, job: Job, claim: Claim) {
         let started = Instant::now();
         let control = Arc::new(RunControl::new());
-        self.running
-            .lock()
-            .unwrap()
-            .insert(job.id, control.clone());
+        self.running.lock().unwrap().insert(job.id, control.clone());
         if job.cancel_requested {
             control.stop(StopReason::Cancelled);
         }
@@ -227,11 +224,20 @@ impl Runner {
     }
 
     /// Runs the job; `None` when nothing must be written (claim lost or shutting down).
-    async fn execute(&self, job: &Job, claim: &Claim, control: &Arc<RunControl>) -> Option<Outcome> {
+    async fn execute(
+        &self,
+        job: &Job,
+        claim: &Claim,
+        control: &Arc<RunControl>,
+    ) -> Option<Outcome> {
         let audio = match self.store.get_audio(job.meeting_id).await {
             Ok(Some(audio)) => audio,
             Ok(None) => return Some(Outcome::Failed("the meeting's audio is gone".into())),
-            Err(e) => return Some(Outcome::Failed(format!("cannot read the meeting's audio: {e}"))),
+            Err(e) => {
+                return Some(Outcome::Failed(format!(
+                    "cannot read the meeting's audio: {e}"
+                )))
+            }
         };
         let constraints = match SpeakerConstraints::bounds(
             job.min_speakers.map(|n| n as usize),
@@ -248,7 +254,9 @@ impl Runner {
         let engine_control = control.clone();
         let mut work = tokio::task::spawn_blocking(move || {
             let decoded = noteflow_diarize::decode_bytes(audio.bytes, audio.format_hint.as_deref())
-                .map_err(|e| RunError::Failed(format!("the stored audio cannot be decoded: {e}")))?;
+                .map_err(|e| {
+                    RunError::Failed(format!("the stored audio cannot be decoded: {e}"))
+                })?;
             let mut report = |fraction: f32| {
                 progress_tx.send_replace(fraction.clamp(0.0, 1.0));
             };

@@ -20,7 +20,11 @@ fn blocking() -> Arc<ControlledDiarizer> {
 }
 
 async fn start_job(jobs: &mut Jobs, meeting: &str) -> String {
-    jobs.refine_speaker_diarization(refine(meeting)).await.unwrap().into_inner().job_id
+    jobs.refine_speaker_diarization(refine(meeting))
+        .await
+        .unwrap()
+        .into_inner()
+        .job_id
 }
 
 #[tokio::test]
@@ -31,22 +35,36 @@ async fn a_job_runs_to_completion_and_relabels_the_transcript() {
     let (mut meetings, mut jobs) = (server.meetings().await, server.jobs().await);
     let meeting = meeting_with_audio(&mut meetings, 4.0).await;
     // The double's turns: SPEAKER_00 0-1 s, SPEAKER_01 1-2 s, SPEAKER_00 2-3 s, SPEAKER_01 3-4 s.
-    let segments = [(0.0, 0.9, None), (1.1, 1.9, Some("old")), (2.0, 2.8, None), (9.0, 9.5, Some("kept"))]
-        .into_iter()
-        .map(|(start, end, speaker): (f64, f64, Option<&str>)| pb::Segment {
+    let segments = [
+        (0.0, 0.9, None),
+        (1.1, 1.9, Some("old")),
+        (2.0, 2.8, None),
+        (9.0, 9.5, Some("kept")),
+    ]
+    .into_iter()
+    .map(
+        |(start, end, speaker): (f64, f64, Option<&str>)| pb::Segment {
             start_seconds: start,
             end_seconds: end,
             text: "words".into(),
             speaker: speaker.map(String::from),
             index: 0,
-        })
-        .collect();
+        },
+    )
+    .collect();
     meetings
-        .import_segments(pb::ImportSegmentsRequest { meeting_id: meeting.clone(), segments })
+        .import_segments(pb::ImportSegmentsRequest {
+            meeting_id: meeting.clone(),
+            segments,
+        })
         .await
         .unwrap();
 
-    let started = jobs.refine_speaker_diarization(refine(&meeting)).await.unwrap().into_inner();
+    let started = jobs
+        .refine_speaker_diarization(refine(&meeting))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(started.created);
     assert_eq!(started.storage_mode, pb::StorageMode::Sqlite as i32);
     assert!(started.warnings.is_empty());
@@ -59,7 +77,9 @@ async fn a_job_runs_to_completion_and_relabels_the_transcript() {
     assert!(done.started_at.is_some() && done.finished_at.is_some());
 
     let labels: Vec<Option<String>> = meetings
-        .get_meeting(pb::GetMeetingRequest { meeting_id: meeting.clone() })
+        .get_meeting(pb::GetMeetingRequest {
+            meeting_id: meeting.clone(),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -68,20 +88,38 @@ async fn a_job_runs_to_completion_and_relabels_the_transcript() {
         .map(|s| s.speaker)
         .collect();
     let label = |s: &str| Some(s.to_string());
-    assert_eq!(labels, [label("SPEAKER_00"), label("SPEAKER_01"), label("SPEAKER_00"), label("kept")]);
+    assert_eq!(
+        labels,
+        [
+            label("SPEAKER_00"),
+            label("SPEAKER_01"),
+            label("SPEAKER_00"),
+            label("kept")
+        ]
+    );
 
     let result = jobs
-        .get_diarization_result(pb::GetDiarizationResultRequest { job_id: started.job_id.clone() })
+        .get_diarization_result(pb::GetDiarizationResultRequest {
+            job_id: started.job_id.clone(),
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(result.turns.len(), 4);
     assert_eq!(result.rttm.lines().count(), 4);
-    assert!(result.rttm.starts_with(&format!("SPEAKER {meeting} 1 0.000 1.000")), "{}", result.rttm);
+    assert!(
+        result
+            .rttm
+            .starts_with(&format!("SPEAKER {meeting} 1 0.000 1.000")),
+        "{}",
+        result.rttm
+    );
     server.stop().await;
 }
 
-fn code_and_message<T: std::fmt::Debug>(result: Result<tonic::Response<T>, tonic::Status>) -> (tonic::Code, String) {
+fn code_and_message<T: std::fmt::Debug>(
+    result: Result<tonic::Response<T>, tonic::Status>,
+) -> (tonic::Code, String) {
     let e = result.unwrap_err();
     (e.code(), e.message().to_string())
 }
@@ -99,76 +137,213 @@ async fn every_mistake_gets_its_own_status_code_and_the_server_keeps_working() {
     let unknown = "123e4567-e89b-12d3-a456-426614174000";
 
     // Ids.
-    let (code, message) = code_and_message(jobs.get_diarization_job_status(pb::GetDiarizationJobStatusRequest { job_id: unknown.into() }).await);
+    let (code, message) = code_and_message(
+        jobs.get_diarization_job_status(pb::GetDiarizationJobStatusRequest {
+            job_id: unknown.into(),
+        })
+        .await,
+    );
     assert_eq!(code, Code::NotFound);
     assert!(message.contains(unknown), "{message}");
-    let (code, message) = code_and_message(jobs.get_diarization_job_status(pb::GetDiarizationJobStatusRequest { job_id: "job-42".into() }).await);
+    let (code, message) = code_and_message(
+        jobs.get_diarization_job_status(pb::GetDiarizationJobStatusRequest {
+            job_id: "job-42".into(),
+        })
+        .await,
+    );
     assert_eq!(code, Code::InvalidArgument);
-    assert!(message.starts_with("job_id: 'job-42' is not a valid job id"), "{message}");
-    let (code, message) = code_and_message(jobs.cancel_diarization_job(pb::CancelDiarizationJobRequest { job_id: String::new() }).await);
-    assert_eq!((code, message.as_str()), (Code::InvalidArgument, "job_id is required"));
-    let (code, _) = code_and_message(jobs.cancel_diarization_job(pb::CancelDiarizationJobRequest { job_id: unknown.into() }).await);
+    assert!(
+        message.starts_with("job_id: 'job-42' is not a valid job id"),
+        "{message}"
+    );
+    let (code, message) = code_and_message(
+        jobs.cancel_diarization_job(pb::CancelDiarizationJobRequest {
+            job_id: String::new(),
+        })
+        .await,
+    );
+    assert_eq!(
+        (code, message.as_str()),
+        (Code::InvalidArgument, "job_id is required")
+    );
+    let (code, _) = code_and_message(
+        jobs.cancel_diarization_job(pb::CancelDiarizationJobRequest {
+            job_id: unknown.into(),
+        })
+        .await,
+    );
     assert_eq!(code, Code::NotFound);
-    let (code, _) = code_and_message(meetings.get_meeting(pb::GetMeetingRequest { meeting_id: unknown.into() }).await);
+    let (code, _) = code_and_message(
+        meetings
+            .get_meeting(pb::GetMeetingRequest {
+                meeting_id: unknown.into(),
+            })
+            .await,
+    );
     assert_eq!(code, Code::NotFound);
-    let (code, _) = code_and_message(meetings.delete_meeting(pb::DeleteMeetingRequest { meeting_id: "x".into() }).await);
+    let (code, _) = code_and_message(
+        meetings
+            .delete_meeting(pb::DeleteMeetingRequest {
+                meeting_id: "x".into(),
+            })
+            .await,
+    );
     assert_eq!(code, Code::InvalidArgument);
     let (code, _) = code_and_message(jobs.refine_speaker_diarization(refine(unknown)).await);
     assert_eq!(code, Code::NotFound);
 
     // A meeting without audio, and bad uploads that store nothing.
-    let meeting = meetings.create_meeting(pb::CreateMeetingRequest { title: "m".into() }).await.unwrap().into_inner().id;
+    let meeting = meetings
+        .create_meeting(pb::CreateMeetingRequest { title: "m".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
     let (code, message) = code_and_message(jobs.refine_speaker_diarization(refine(&meeting)).await);
     assert_eq!(code, Code::FailedPrecondition);
     assert!(message.contains("no audio"), "{message}");
-    let e = upload(&mut meetings, &meeting, b"this is not audio at all, just text", "wav").await.unwrap_err();
+    let e = upload(
+        &mut meetings,
+        &meeting,
+        b"this is not audio at all, just text",
+        "wav",
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
     assert!(e.message().contains("cannot be used"), "{}", e.message());
     let e = upload(&mut meetings, &meeting, b"", "").await.unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
-    let e = upload(&mut meetings, &meeting, &tone_wav(10.0), "wav").await.unwrap_err();
+    let e = upload(&mut meetings, &meeting, &tone_wav(10.0), "wav")
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::ResourceExhausted);
     assert!(e.message().contains("limit"), "{}", e.message());
-    let e = upload(&mut meetings, unknown, &tone_wav(1.0), "wav").await.unwrap_err();
+    let e = upload(&mut meetings, unknown, &tone_wav(1.0), "wav")
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
-    let got = meetings.get_meeting(pb::GetMeetingRequest { meeting_id: meeting.clone() }).await.unwrap().into_inner();
+    let got = meetings
+        .get_meeting(pb::GetMeetingRequest {
+            meeting_id: meeting.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert!(!got.has_audio, "a failed upload stored something");
 
     // Bad parameters.
-    upload(&mut meetings, &meeting, &tone_wav(1.0), "wav").await.unwrap();
+    upload(&mut meetings, &meeting, &tone_wav(1.0), "wav")
+        .await
+        .unwrap();
     for (request, needle) in [
-        (pb::RefineSpeakerDiarizationRequest { num_speakers: Some(0), ..refine(&meeting) }, "between 1 and"),
-        (pb::RefineSpeakerDiarizationRequest { num_speakers: Some(65), ..refine(&meeting) }, "between 1 and"),
-        (pb::RefineSpeakerDiarizationRequest { min_speakers: Some(4), max_speakers: Some(2), ..refine(&meeting) }, "greater than"),
-        (pb::RefineSpeakerDiarizationRequest { num_speakers: Some(2), min_speakers: Some(1), ..refine(&meeting) }, "cannot be combined"),
-        (pb::RefineSpeakerDiarizationRequest { request_id: "r".repeat(129), ..refine(&meeting) }, "request_id"),
+        (
+            pb::RefineSpeakerDiarizationRequest {
+                num_speakers: Some(0),
+                ..refine(&meeting)
+            },
+            "between 1 and",
+        ),
+        (
+            pb::RefineSpeakerDiarizationRequest {
+                num_speakers: Some(65),
+                ..refine(&meeting)
+            },
+            "between 1 and",
+        ),
+        (
+            pb::RefineSpeakerDiarizationRequest {
+                min_speakers: Some(4),
+                max_speakers: Some(2),
+                ..refine(&meeting)
+            },
+            "greater than",
+        ),
+        (
+            pb::RefineSpeakerDiarizationRequest {
+                num_speakers: Some(2),
+                min_speakers: Some(1),
+                ..refine(&meeting)
+            },
+            "cannot be combined",
+        ),
+        (
+            pb::RefineSpeakerDiarizationRequest {
+                request_id: "r".repeat(129),
+                ..refine(&meeting)
+            },
+            "request_id",
+        ),
     ] {
         let (code, message) = code_and_message(jobs.refine_speaker_diarization(request).await);
         assert_eq!(code, Code::InvalidArgument, "{message}");
         assert!(message.contains(needle), "{message}");
     }
-    let bad_segment = pb::Segment { start_seconds: 5.0, end_seconds: 1.0, ..Default::default() };
-    let (code, message) = code_and_message(meetings.import_segments(pb::ImportSegmentsRequest { meeting_id: meeting.clone(), segments: vec![bad_segment] }).await);
+    let bad_segment = pb::Segment {
+        start_seconds: 5.0,
+        end_seconds: 1.0,
+        ..Default::default()
+    };
+    let (code, message) = code_and_message(
+        meetings
+            .import_segments(pb::ImportSegmentsRequest {
+                meeting_id: meeting.clone(),
+                segments: vec![bad_segment],
+            })
+            .await,
+    );
     assert_eq!(code, Code::InvalidArgument);
     assert!(message.starts_with("segments[0]"), "{message}");
-    let (code, _) = code_and_message(jobs.list_diarization_jobs(pb::ListDiarizationJobsRequest { page_token: "garbage".into(), ..Default::default() }).await);
+    let (code, _) = code_and_message(
+        jobs.list_diarization_jobs(pb::ListDiarizationJobsRequest {
+            page_token: "garbage".into(),
+            ..Default::default()
+        })
+        .await,
+    );
     assert_eq!(code, Code::InvalidArgument);
-    let (code, _) = code_and_message(jobs.list_diarization_jobs(pb::ListDiarizationJobsRequest { page_size: 501, ..Default::default() }).await);
+    let (code, _) = code_and_message(
+        jobs.list_diarization_jobs(pb::ListDiarizationJobsRequest {
+            page_size: 501,
+            ..Default::default()
+        })
+        .await,
+    );
     assert_eq!(code, Code::InvalidArgument);
-    let (code, _) = code_and_message(jobs.list_diarization_jobs(pb::ListDiarizationJobsRequest { status: 42, ..Default::default() }).await);
+    let (code, _) = code_and_message(
+        jobs.list_diarization_jobs(pb::ListDiarizationJobsRequest {
+            status: 42,
+            ..Default::default()
+        })
+        .await,
+    );
     assert_eq!(code, Code::InvalidArgument);
 
     // A full queue: one running, one queued (the limit), the third refused.
     let running = start_job(&mut jobs, &meeting).await;
     assert!(diarizer.wait_for_runs(1, WAIT).await);
-    let (code, _) = code_and_message(jobs.get_diarization_result(pb::GetDiarizationResultRequest { job_id: running.clone() }).await);
+    let (code, _) = code_and_message(
+        jobs.get_diarization_result(pb::GetDiarizationResultRequest {
+            job_id: running.clone(),
+        })
+        .await,
+    );
     assert_eq!(code, Code::FailedPrecondition);
-    let e = upload(&mut meetings, &meeting, &tone_wav(1.0), "wav").await.unwrap_err();
-    assert_eq!(e.code(), Code::FailedPrecondition, "audio replaced under a running job");
+    let e = upload(&mut meetings, &meeting, &tone_wav(1.0), "wav")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.code(),
+        Code::FailedPrecondition,
+        "audio replaced under a running job"
+    );
     let second = meeting_with_audio(&mut meetings, 1.0).await;
     let queued = start_job(&mut jobs, &second).await;
     let third = meeting_with_audio(&mut meetings, 1.0).await;
-    let e = jobs.refine_speaker_diarization(refine(&third)).await.unwrap_err();
+    let e = jobs
+        .refine_speaker_diarization(refine(&third))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::ResourceExhausted);
     assert!(e.metadata().get("grpc-retry-pushback-ms").is_some());
 
@@ -179,8 +354,17 @@ async fn every_mistake_gets_its_own_status_code_and_the_server_keeps_working() {
         assert!(is_status(&done, pb::JobStatus::Completed), "{done:?}");
     }
     let metrics = server.metrics().await;
-    assert_eq!(metric_value(&metrics, r#"noteflow_rpc_requests_total{method="GetDiarizationJobStatus",code="NotFound"}"#), Some(1.0));
-    assert!(!metrics.contains(r#"code="Internal""#), "a user's mistake became INTERNAL:\n{metrics}");
+    assert_eq!(
+        metric_value(
+            &metrics,
+            r#"noteflow_rpc_requests_total{method="GetDiarizationJobStatus",code="NotFound"}"#
+        ),
+        Some(1.0)
+    );
+    assert!(
+        !metrics.contains(r#"code="Internal""#),
+        "a user's mistake became INTERNAL:\n{metrics}"
+    );
     server.stop().await;
 }
 
@@ -190,20 +374,38 @@ async fn a_retried_start_returns_the_same_job() {
     let server = TestServer::start(diarizer.clone(), |_| {}).await;
     let (mut meetings, mut jobs) = (server.meetings().await, server.jobs().await);
     let meeting = meeting_with_audio(&mut meetings, 1.0).await;
-    let with_key = pb::RefineSpeakerDiarizationRequest { request_id: "req-1".into(), ..refine(&meeting) };
+    let with_key = pb::RefineSpeakerDiarizationRequest {
+        request_id: "req-1".into(),
+        ..refine(&meeting)
+    };
 
-    let first = jobs.refine_speaker_diarization(with_key.clone()).await.unwrap().into_inner();
-    let retry = jobs.refine_speaker_diarization(with_key.clone()).await.unwrap().into_inner();
+    let first = jobs
+        .refine_speaker_diarization(with_key.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let retry = jobs
+        .refine_speaker_diarization(with_key.clone())
+        .await
+        .unwrap()
+        .into_inner();
     assert!(first.created && !retry.created);
     assert_eq!(first.job_id, retry.job_id);
     // Another start while that job is active returns it too.
-    let other = jobs.refine_speaker_diarization(refine(&meeting)).await.unwrap().into_inner();
+    let other = jobs
+        .refine_speaker_diarization(refine(&meeting))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(!other.created);
     assert_eq!(other.job_id, first.job_id);
     // The same key for another meeting is a client bug.
     let second_meeting = meeting_with_audio(&mut meetings, 1.0).await;
     let e = jobs
-        .refine_speaker_diarization(pb::RefineSpeakerDiarizationRequest { request_id: "req-1".into(), ..refine(&second_meeting) })
+        .refine_speaker_diarization(pb::RefineSpeakerDiarizationRequest {
+            request_id: "req-1".into(),
+            ..refine(&second_meeting)
+        })
         .await
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::AlreadyExists);
@@ -211,14 +413,28 @@ async fn a_retried_start_returns_the_same_job() {
     diarizer.release();
     wait_until(&mut jobs, &first.job_id, WAIT, is_terminal).await;
     // After it ended, the same key still names that job; a start without it makes a new job.
-    let again = jobs.refine_speaker_diarization(with_key).await.unwrap().into_inner();
-    assert_eq!((again.job_id.as_str(), again.created), (first.job_id.as_str(), false));
+    let again = jobs
+        .refine_speaker_diarization(with_key)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (again.job_id.as_str(), again.created),
+        (first.job_id.as_str(), false)
+    );
     assert_eq!(again.status, pb::JobStatus::Completed as i32);
-    let fresh = jobs.refine_speaker_diarization(refine(&meeting)).await.unwrap().into_inner();
+    let fresh = jobs
+        .refine_speaker_diarization(refine(&meeting))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(fresh.created);
     assert_ne!(fresh.job_id, first.job_id);
     let listed = jobs
-        .list_diarization_jobs(pb::ListDiarizationJobsRequest { meeting_id: meeting, ..Default::default() })
+        .list_diarization_jobs(pb::ListDiarizationJobsRequest {
+            meeting_id: meeting,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -235,10 +451,19 @@ async fn cancelling_a_queued_job_is_immediate_and_it_never_runs() {
     assert!(diarizer.wait_for_runs(1, WAIT).await);
     let queued = start_job(&mut jobs, &meeting_with_audio(&mut meetings, 1.0).await).await;
 
-    let answer = jobs.cancel_diarization_job(pb::CancelDiarizationJobRequest { job_id: queued.clone() }).await.unwrap().into_inner();
+    let answer = jobs
+        .cancel_diarization_job(pb::CancelDiarizationJobRequest {
+            job_id: queued.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert!(answer.cancelled);
     assert_eq!(answer.status, pb::JobStatus::Cancelled as i32);
-    assert_eq!(status(&mut jobs, &queued).await.error_message, "cancelled before it started");
+    assert_eq!(
+        status(&mut jobs, &queued).await.error_message,
+        "cancelled before it started"
+    );
 
     diarizer.release();
     let done = wait_until(&mut jobs, &first, WAIT, is_terminal).await;
@@ -247,7 +472,13 @@ async fn cancelling_a_queued_job_is_immediate_and_it_never_runs() {
     assert_eq!(diarizer.runs_started(), 1, "the cancelled job ran");
 
     // Cancelling a terminal job changes nothing and says so.
-    let again = jobs.cancel_diarization_job(pb::CancelDiarizationJobRequest { job_id: first.clone() }).await.unwrap().into_inner();
+    let again = jobs
+        .cancel_diarization_job(pb::CancelDiarizationJobRequest {
+            job_id: first.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert!(!again.cancelled);
     assert_eq!(again.status, pb::JobStatus::Completed as i32);
     assert!(again.message.contains("already ended"), "{}", again.message);
@@ -261,11 +492,24 @@ async fn cancelling_a_running_job_answers_with_its_final_state_within_the_bound(
     let (mut meetings, mut jobs) = (server.meetings().await, server.jobs().await);
     let job = start_job(&mut jobs, &meeting_with_audio(&mut meetings, 1.0).await).await;
     assert!(diarizer.wait_for_runs(1, WAIT).await);
-    wait_until(&mut jobs, &job, WAIT, |j| is_status(j, pb::JobStatus::Running)).await;
+    wait_until(&mut jobs, &job, WAIT, |j| {
+        is_status(j, pb::JobStatus::Running)
+    })
+    .await;
 
     let asked = Instant::now();
-    let answer = jobs.cancel_diarization_job(pb::CancelDiarizationJobRequest { job_id: job.clone() }).await.unwrap().into_inner();
-    assert!(asked.elapsed() < Duration::from_secs(3), "cancel took {:?}", asked.elapsed());
+    let answer = jobs
+        .cancel_diarization_job(pb::CancelDiarizationJobRequest {
+            job_id: job.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "cancel took {:?}",
+        asked.elapsed()
+    );
     assert!(answer.cancelled, "{answer:?}");
     assert_eq!(answer.status, pb::JobStatus::Cancelled as i32);
     let stored = status(&mut jobs, &job).await;
@@ -279,12 +523,21 @@ async fn cancelling_a_running_job_answers_with_its_final_state_within_the_bound(
 async fn a_worker_that_does_not_stop_in_time_gets_an_honest_answer() {
     let diarizer = blocking();
     diarizer.honour_cancel(false);
-    let server = TestServer::start(diarizer.clone(), |c| c.cancel_wait = Duration::from_millis(300)).await;
+    let server = TestServer::start(diarizer.clone(), |c| {
+        c.cancel_wait = Duration::from_millis(300)
+    })
+    .await;
     let (mut meetings, mut jobs) = (server.meetings().await, server.jobs().await);
     let job = start_job(&mut jobs, &meeting_with_audio(&mut meetings, 1.0).await).await;
     assert!(diarizer.wait_for_runs(1, WAIT).await);
 
-    let answer = jobs.cancel_diarization_job(pb::CancelDiarizationJobRequest { job_id: job.clone() }).await.unwrap().into_inner();
+    let answer = jobs
+        .cancel_diarization_job(pb::CancelDiarizationJobRequest {
+            job_id: job.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert!(!answer.cancelled);
     assert_eq!(answer.status, pb::JobStatus::Running as i32);
     assert!(answer.job.unwrap().cancel_requested);
@@ -309,7 +562,11 @@ async fn a_cancel_racing_completion_always_reports_the_stored_final_state() {
         let mut canceller = jobs.clone();
         let job_id = job.clone();
         let cancel = tokio::spawn(async move {
-            canceller.cancel_diarization_job(pb::CancelDiarizationJobRequest { job_id }).await.unwrap().into_inner()
+            canceller
+                .cancel_diarization_job(pb::CancelDiarizationJobRequest { job_id })
+                .await
+                .unwrap()
+                .into_inner()
         });
         // Vary who goes first.
         if round % 3 == 0 {
@@ -320,8 +577,14 @@ async fn a_cancel_racing_completion_always_reports_the_stored_final_state() {
         diarizer.release();
         let answer = cancel.await.unwrap();
         let stored = wait_until(&mut jobs, &job, WAIT, is_terminal).await;
-        assert_eq!(answer.status, stored.status, "round {round}: answered {answer:?}, stored {stored:?}");
-        assert_eq!(answer.cancelled, stored.status == pb::JobStatus::Cancelled as i32);
+        assert_eq!(
+            answer.status, stored.status,
+            "round {round}: answered {answer:?}, stored {stored:?}"
+        );
+        assert_eq!(
+            answer.cancelled,
+            stored.status == pb::JobStatus::Cancelled as i32
+        );
         assert!(is_terminal(&stored));
         seen.insert(stored.status);
     }
@@ -341,8 +604,15 @@ async fn failures_and_timeouts_end_the_job_with_a_message() {
 
     let slow = start_job(&mut jobs, &meeting_with_audio(&mut meetings, 1.0).await).await;
     let timed_out = wait_until(&mut jobs, &slow, WAIT, is_terminal).await;
-    assert!(is_status(&timed_out, pb::JobStatus::Failed), "{timed_out:?}");
-    assert!(timed_out.error_message.starts_with("timed out after"), "{}", timed_out.error_message);
+    assert!(
+        is_status(&timed_out, pb::JobStatus::Failed),
+        "{timed_out:?}"
+    );
+    assert!(
+        timed_out.error_message.starts_with("timed out after"),
+        "{}",
+        timed_out.error_message
+    );
 
     diarizer.fail_with("the model exploded");
     diarizer.release();
@@ -352,8 +622,18 @@ async fn failures_and_timeouts_end_the_job_with_a_message() {
     assert_eq!(failed.error_message, "the model exploded");
 
     let metrics = server.metrics().await;
-    assert_eq!(metric_value(&metrics, r#"noteflow_jobs{state="FAILED"}"#), Some(2.0), "{metrics}");
-    assert_eq!(metric_value(&metrics, r#"noteflow_job_duration_seconds_count{outcome="failed"}"#), Some(2.0));
+    assert_eq!(
+        metric_value(&metrics, r#"noteflow_jobs{state="FAILED"}"#),
+        Some(2.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        metric_value(
+            &metrics,
+            r#"noteflow_job_duration_seconds_count{outcome="failed"}"#
+        ),
+        Some(2.0)
+    );
     server.stop().await;
 }
 
@@ -370,7 +650,10 @@ async fn jobs_run_at_most_concurrency_at_once() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(diarizer.runs_started(), 2);
     let queued = jobs
-        .list_diarization_jobs(pb::ListDiarizationJobsRequest { status: pb::JobStatus::Queued as i32, ..Default::default() })
+        .list_diarization_jobs(pb::ListDiarizationJobsRequest {
+            status: pb::JobStatus::Queued as i32,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -378,7 +661,10 @@ async fn jobs_run_at_most_concurrency_at_once() {
     assert_eq!(queued.jobs[0].job_id, ids[2], "the oldest jobs run first");
     diarizer.release();
     for id in &ids {
-        assert!(is_status(&wait_until(&mut jobs, id, WAIT, is_terminal).await, pb::JobStatus::Completed));
+        assert!(is_status(
+            &wait_until(&mut jobs, id, WAIT, is_terminal).await,
+            pb::JobStatus::Completed
+        ));
     }
     server.stop().await;
 }
@@ -390,12 +676,17 @@ async fn watch_streams_every_change_until_the_job_ends() {
     let (mut meetings, mut jobs) = (server.meetings().await, server.jobs().await);
     let job = start_job(&mut jobs, &meeting_with_audio(&mut meetings, 1.0).await).await;
     let mut stream = jobs
-        .watch_diarization_job(pb::WatchDiarizationJobRequest { job_id: job.clone() })
+        .watch_diarization_job(pb::WatchDiarizationJobRequest {
+            job_id: job.clone(),
+        })
         .await
         .unwrap()
         .into_inner();
     let first = stream.next().await.unwrap().unwrap();
-    assert!(first.status == pb::JobStatus::Queued as i32 || first.status == pb::JobStatus::Running as i32);
+    assert!(
+        first.status == pb::JobStatus::Queued as i32
+            || first.status == pb::JobStatus::Running as i32
+    );
     assert!(diarizer.wait_for_runs(1, WAIT).await);
     diarizer.release();
     let mut updates = vec![first];
@@ -404,16 +695,31 @@ async fn watch_streams_every_change_until_the_job_ends() {
     }
     let last = updates.last().unwrap();
     assert!(is_status(last, pb::JobStatus::Completed), "{updates:?}");
-    assert!(updates.iter().any(|u| is_status(u, pb::JobStatus::Running)), "{updates:?}");
+    assert!(
+        updates.iter().any(|u| is_status(u, pb::JobStatus::Running)),
+        "{updates:?}"
+    );
     let progress: Vec<f32> = updates.iter().map(|u| u.progress_percent).collect();
-    assert!(progress.windows(2).all(|w| w[0] <= w[1]), "progress went back: {progress:?}");
+    assert!(
+        progress.windows(2).all(|w| w[0] <= w[1]),
+        "progress went back: {progress:?}"
+    );
 
     // A terminal job: its state once, then the end. An unknown job: NOT_FOUND.
-    let mut again = jobs.watch_diarization_job(pb::WatchDiarizationJobRequest { job_id: job }).await.unwrap().into_inner();
-    assert!(is_status(&again.next().await.unwrap().unwrap(), pb::JobStatus::Completed));
+    let mut again = jobs
+        .watch_diarization_job(pb::WatchDiarizationJobRequest { job_id: job })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(is_status(
+        &again.next().await.unwrap().unwrap(),
+        pb::JobStatus::Completed
+    ));
     assert!(within(WAIT, "end of stream", again.next()).await.is_none());
     let e = jobs
-        .watch_diarization_job(pb::WatchDiarizationJobRequest { job_id: "123e4567-e89b-12d3-a456-426614174000".into() })
+        .watch_diarization_job(pb::WatchDiarizationJobRequest {
+            job_id: "123e4567-e89b-12d3-a456-426614174000".into(),
+        })
         .await
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::NotFound);
@@ -438,7 +744,12 @@ async fn listing_filters_and_pages_newest_first() {
     let mut token = String::new();
     loop {
         let page = jobs
-            .list_diarization_jobs(pb::ListDiarizationJobsRequest { meeting_id: meeting.clone(), page_size: 2, page_token: token, ..Default::default() })
+            .list_diarization_jobs(pb::ListDiarizationJobsRequest {
+                meeting_id: meeting.clone(),
+                page_size: 2,
+                page_token: token,
+                ..Default::default()
+            })
             .await
             .unwrap()
             .into_inner();
@@ -452,7 +763,10 @@ async fn listing_filters_and_pages_newest_first() {
     started.reverse();
     assert_eq!(listed, started);
     let completed = jobs
-        .list_diarization_jobs(pb::ListDiarizationJobsRequest { status: pb::JobStatus::Completed as i32, ..Default::default() })
+        .list_diarization_jobs(pb::ListDiarizationJobsRequest {
+            status: pb::JobStatus::Completed as i32,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -469,12 +783,30 @@ async fn deleting_a_meeting_stops_its_job_and_removes_everything() {
     let job = start_job(&mut jobs, &meeting).await;
     assert!(diarizer.wait_for_runs(1, WAIT).await);
 
-    meetings.delete_meeting(pb::DeleteMeetingRequest { meeting_id: meeting.clone() }).await.unwrap();
-    let e = jobs.get_diarization_job_status(pb::GetDiarizationJobStatusRequest { job_id: job }).await.unwrap_err();
+    meetings
+        .delete_meeting(pb::DeleteMeetingRequest {
+            meeting_id: meeting.clone(),
+        })
+        .await
+        .unwrap();
+    let e = jobs
+        .get_diarization_job_status(pb::GetDiarizationJobStatusRequest { job_id: job })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), tonic::Code::NotFound);
-    let e = meetings.get_meeting(pb::GetMeetingRequest { meeting_id: meeting.clone() }).await.unwrap_err();
+    let e = meetings
+        .get_meeting(pb::GetMeetingRequest {
+            meeting_id: meeting.clone(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), tonic::Code::NotFound);
-    let e = meetings.delete_meeting(pb::DeleteMeetingRequest { meeting_id: meeting }).await.unwrap_err();
+    let e = meetings
+        .delete_meeting(pb::DeleteMeetingRequest {
+            meeting_id: meeting,
+        })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), tonic::Code::NotFound);
     within(WAIT, "the deleted meeting's run to stop", async {
         while diarizer.runs_finished() < 1 {
@@ -486,7 +818,10 @@ async fn deleting_a_meeting_stops_its_job_and_removes_everything() {
     // The runner is free again.
     diarizer.release();
     let next = start_job(&mut jobs, &meeting_with_audio(&mut meetings, 1.0).await).await;
-    assert!(is_status(&wait_until(&mut jobs, &next, WAIT, is_terminal).await, pb::JobStatus::Completed));
+    assert!(is_status(
+        &wait_until(&mut jobs, &next, WAIT, is_terminal).await,
+        pb::JobStatus::Completed
+    ));
     server.stop().await;
 }
 
@@ -501,7 +836,8 @@ async fn a_restart_requeues_the_interrupted_job_which_then_completes() {
     // A graceful stop leaves the interrupted job RUNNING for the next start, as a crash would.
     let dir = server.stop().await.unwrap();
 
-    let server = TestServer::start_in(dir, Arc::new(ControlledDiarizer::completing()), |_| {}).await;
+    let server =
+        TestServer::start_in(dir, Arc::new(ControlledDiarizer::completing()), |_| {}).await;
     let mut jobs = server.jobs().await;
     let done = wait_until(&mut jobs, &job, WAIT, is_terminal).await;
     assert!(is_status(&done, pb::JobStatus::Completed), "{done:?}");
@@ -510,7 +846,14 @@ async fn a_restart_requeues_the_interrupted_job_which_then_completes() {
     assert!(is_status(&other, pb::JobStatus::Completed));
     assert_eq!(other.attempt, 1, "a queued job is not an interrupted one");
     let metrics = server.metrics().await;
-    assert_eq!(metric_value(&metrics, r#"noteflow_jobs_recovered_total{action="requeued"}"#), Some(1.0), "{metrics}");
+    assert_eq!(
+        metric_value(
+            &metrics,
+            r#"noteflow_jobs_recovered_total{action="requeued"}"#
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
     server.stop().await;
 }
 
@@ -519,15 +862,26 @@ async fn memory_mode_warns_in_every_job_response_and_in_metrics() {
     let server = TestServer::start_memory(Arc::new(ControlledDiarizer::completing()), |_| {}).await;
     let (mut meetings, mut jobs) = (server.meetings().await, server.jobs().await);
     let meeting = meeting_with_audio(&mut meetings, 0.5).await;
-    let started = jobs.refine_speaker_diarization(refine(&meeting)).await.unwrap().into_inner();
+    let started = jobs
+        .refine_speaker_diarization(refine(&meeting))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(started.storage_mode, pb::StorageMode::Memory as i32);
     assert_eq!(started.warnings, [MEMORY_MODE_WARNING]);
     let done = wait_until(&mut jobs, &started.job_id, WAIT, is_terminal).await;
     assert_eq!(done.storage_mode, pb::StorageMode::Memory as i32);
     assert_eq!(done.warnings, [MEMORY_MODE_WARNING]);
     let metrics = server.metrics().await;
-    assert_eq!(metric_value(&metrics, r#"noteflow_storage_mode{mode="memory"}"#), Some(1.0), "{metrics}");
-    assert_eq!(metric_value(&metrics, r#"noteflow_storage_mode{mode="sqlite"}"#), Some(0.0));
+    assert_eq!(
+        metric_value(&metrics, r#"noteflow_storage_mode{mode="memory"}"#),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        metric_value(&metrics, r#"noteflow_storage_mode{mode="sqlite"}"#),
+        Some(0.0)
+    );
     server.stop().await;
 }
 
@@ -536,8 +890,13 @@ async fn a_database_that_cannot_be_opened_stops_the_start_unless_memory_fallback
     let dir = tempfile::tempdir().unwrap();
     let not_a_dir = dir.path().join("file");
     std::fs::write(&not_a_dir, b"in the way").unwrap();
-    let config = || test_config(noteflow_server::DatabaseConfig::Sqlite { data_dir: not_a_dir.clone() });
-    let diarizer: Arc<dyn noteflow_server::SpeakerDiarizer> = Arc::new(ControlledDiarizer::completing());
+    let config = || {
+        test_config(noteflow_server::DatabaseConfig::Sqlite {
+            data_dir: not_a_dir.clone(),
+        })
+    };
+    let diarizer: Arc<dyn noteflow_server::SpeakerDiarizer> =
+        Arc::new(ControlledDiarizer::completing());
 
     let error = match noteflow_server::Application::build(config(), diarizer.clone()).await {
         Err(e) => e.to_string(),
@@ -548,7 +907,9 @@ async fn a_database_that_cannot_be_opened_stops_the_start_unless_memory_fallback
 
     let mut fallback = config();
     fallback.fallback_to_memory = true;
-    let app = noteflow_server::Application::build(fallback, diarizer).await.unwrap();
+    let app = noteflow_server::Application::build(fallback, diarizer)
+        .await
+        .unwrap();
     assert_eq!(app.storage_mode(), noteflow_store::StorageMode::Memory);
 }
 
@@ -564,8 +925,18 @@ async fn health_and_reflection_answer_standard_tools() {
 
     let server = TestServer::start(Arc::new(ControlledDiarizer::completing()), |_| {}).await;
     let mut health = HealthClient::new(server.channel().await);
-    for service in ["", "noteflow.v1.DiarizationService", "noteflow.v1.MeetingService"] {
-        let answer = health.check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner();
+    for service in [
+        "",
+        "noteflow.v1.DiarizationService",
+        "noteflow.v1.MeetingService",
+    ] {
+        let answer = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
         assert_eq!(answer.status, ServingStatus::Serving as i32, "{service}");
     }
 
@@ -574,12 +945,22 @@ async fn health_and_reflection_answer_standard_tools() {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
     };
-    let mut responses = reflection.server_reflection_info(tokio_stream::iter([request])).await.unwrap().into_inner();
-    let Some(MessageResponse::ListServicesResponse(list)) = responses.next().await.unwrap().unwrap().message_response else {
+    let mut responses = reflection
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) =
+        responses.next().await.unwrap().unwrap().message_response
+    else {
         panic!("not a service list");
     };
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    for expected in ["noteflow.v1.DiarizationService", "noteflow.v1.MeetingService", "grpc.health.v1.Health"] {
+    for expected in [
+        "noteflow.v1.DiarizationService",
+        "noteflow.v1.MeetingService",
+        "grpc.health.v1.Health",
+    ] {
         assert!(names.iter().any(|n| n == expected), "{names:?}");
     }
     server.stop().await;

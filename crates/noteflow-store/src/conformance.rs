@@ -1631,7 +1631,7 @@ pub async fn recover_fails_jobs_out_of_attempts<S: JobStore>(store: S) {
     assert_eq!(recovery.failed, [k.id]);
     assert_eq!(
         job(&store, k.id).await.error.as_deref(),
-        Some("interrupted 1 times (the server stopped while it ran); gave up after 1 attempts")
+        Some("interrupted 1 time (the server stopped while it ran); gave up after 1 attempt")
     );
 }
 

@@ -31,8 +31,11 @@ pub(crate) const CANCELLED_BY_RECOVERY: &str =
 
 /// `error` of a job that recovery gave up on.
 pub(crate) fn out_of_attempts_message(attempt: u32, max_attempts: u32) -> String {
+    let plural = |n: u32| if n == 1 { "" } else { "s" };
     format!(
-        "interrupted {attempt} times (the server stopped while it ran); gave up after {max_attempts} attempts"
+        "interrupted {attempt} time{} (the server stopped while it ran); gave up after {max_attempts} attempt{}",
+        plural(attempt),
+        plural(max_attempts)
     )
 }
 

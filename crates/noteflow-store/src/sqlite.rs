@@ -84,10 +84,7 @@ impl SqliteStore {
     pub fn open(data_dir: &Path) -> StoreResult<SqliteStore> {
         let path = data_dir.join(DB_FILE);
         if data_dir.exists() && !data_dir.is_dir() {
-            let why = format!(
-                "the data directory {} is not a directory",
-                data_dir.display()
-            );
+            let why = format!("{} exists and is not a directory", data_dir.display());
             return Err(open_error(&path, why));
         }
         std::fs::create_dir_all(data_dir).map_err(|e| {

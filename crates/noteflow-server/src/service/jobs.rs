@@ -8,7 +8,9 @@ use futures::Stream;
 use noteflow_diarize::{Diarization, SpeakerConstraints, Turn};
 use noteflow_proto::v1 as pb;
 use noteflow_proto::v1::diarization_service_server::DiarizationService;
-use noteflow_store::{CancelRequest, Created, Job, JobFilter, JobId, JobState, NewJob, StorageMode};
+use noteflow_store::{
+    CancelRequest, Created, Job, JobFilter, JobId, JobState, NewJob, StorageMode,
+};
 use tonic::{Request, Response, Status};
 
 use crate::events::JobSubscription;
@@ -41,7 +43,10 @@ impl Jobs {
             .ok_or_else(|| job_not_found(id))
     }
 
-    async fn refine(&self, request: pb::RefineSpeakerDiarizationRequest) -> Result<pb::RefineSpeakerDiarizationResponse, Status> {
+    async fn refine(
+        &self,
+        request: pb::RefineSpeakerDiarizationRequest,
+    ) -> Result<pb::RefineSpeakerDiarizationResponse, Status> {
         let meeting_id = parse_meeting_id("meeting_id", &request.meeting_id)?;
         let constraints = speaker_constraints(&request)?;
         let request_id = request.request_id.trim();
@@ -124,7 +129,11 @@ impl Jobs {
                 self.state.runner.signal_cancel(id);
                 tracing::info!(job = %id, "cancel requested for a running job");
                 match self.wait_terminal(id, self.state.cancel_wait).await? {
-                    None => return Err(Status::not_found(format!("diarization job {id} was deleted while being cancelled"))),
+                    None => {
+                        return Err(Status::not_found(format!(
+                            "diarization job {id} was deleted while being cancelled"
+                        )))
+                    }
                     Some(job) => {
                         let message = match job.state {
                             JobState::Cancelled => "the running job stopped and is cancelled".to_string(),
@@ -149,7 +158,10 @@ impl Jobs {
         })
     }
 
-    async fn list(&self, request: pb::ListDiarizationJobsRequest) -> Result<pb::ListDiarizationJobsResponse, Status> {
+    async fn list(
+        &self,
+        request: pb::ListDiarizationJobsRequest,
+    ) -> Result<pb::ListDiarizationJobsResponse, Status> {
         let meeting_id = match request.meeting_id.trim() {
             "" => None,
             id => Some(parse_meeting_id("meeting_id", id)?),
@@ -161,12 +173,19 @@ impl Jobs {
             Ok(pb::JobStatus::Completed) => Some(JobState::Completed),
             Ok(pb::JobStatus::Failed) => Some(JobState::Failed),
             Ok(pb::JobStatus::Cancelled) => Some(JobState::Cancelled),
-            Err(_) => return Err(Status::invalid_argument(format!("status {} is not a job status", request.status))),
+            Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "status {} is not a job status",
+                    request.status
+                )))
+            }
         };
         let limit = match request.page_size {
             0 => DEFAULT_PAGE_SIZE,
             n if n > MAX_PAGE_SIZE => {
-                return Err(Status::invalid_argument(format!("page_size must be at most {MAX_PAGE_SIZE}, got {n}")))
+                return Err(Status::invalid_argument(format!(
+                    "page_size must be at most {MAX_PAGE_SIZE}, got {n}"
+                )))
             }
             n => n,
         };
@@ -181,8 +200,15 @@ impl Jobs {
             .await
             .map_err(store_error)?;
         Ok(pb::ListDiarizationJobsResponse {
-            jobs: page.jobs.iter().map(|j| self.state.job_message(j)).collect(),
-            next_page_token: page.next_after_seq.map(encode_page_token).unwrap_or_default(),
+            jobs: page
+                .jobs
+                .iter()
+                .map(|j| self.state.job_message(j))
+                .collect(),
+            next_page_token: page
+                .next_after_seq
+                .map(encode_page_token)
+                .unwrap_or_default(),
         })
     }
 
@@ -202,7 +228,10 @@ impl Jobs {
             .map_err(store_error)?
             .ok_or_else(|| job_not_found(id))?;
         let diarization = Diarization {
-            turns: turns.iter().map(|t| Turn::new(t.start, t.end, t.speaker.clone())).collect(),
+            turns: turns
+                .iter()
+                .map(|t| Turn::new(t.start, t.end, t.speaker.clone()))
+                .collect(),
             speakers: job.speakers.clone(),
             duration: turns.iter().map(|t| t.end).fold(0.0, f64::max),
         };
@@ -235,7 +264,9 @@ fn decode_page_token(token: &str) -> Result<i64, Status> {
         .ok_or_else(|| Status::invalid_argument("page_token is not one this server issued"))
 }
 
-fn speaker_constraints(request: &pb::RefineSpeakerDiarizationRequest) -> Result<SpeakerConstraints, Status> {
+fn speaker_constraints(
+    request: &pb::RefineSpeakerDiarizationRequest,
+) -> Result<SpeakerConstraints, Status> {
     let to_usize = |n: Option<u32>| n.map(|n| n as usize);
     let constraints = match request.num_speakers {
         Some(_) if request.min_speakers.is_some() || request.max_speakers.is_some() => {
@@ -244,7 +275,10 @@ fn speaker_constraints(request: &pb::RefineSpeakerDiarizationRequest) -> Result<
             ))
         }
         Some(n) => SpeakerConstraints::exact(n as usize),
-        None => SpeakerConstraints::bounds(to_usize(request.min_speakers), to_usize(request.max_speakers)),
+        None => SpeakerConstraints::bounds(
+            to_usize(request.min_speakers),
+            to_usize(request.max_speakers),
+        ),
     };
     constraints.map_err(|e| Status::invalid_argument(format!("speaker count: {e}")))
 }
@@ -348,6 +382,7 @@ async fn watch(
     tx: tokio::sync::mpsc::Sender<Result<pb::DiarizationJob, Status>>,
 ) {
     let id = job.id;
+    let mut stopping = state.stopping.clone();
     let mut sent = state.job_message(&job);
     if tx.send(Ok(sent.clone())).await.is_err() {
         return;
@@ -357,11 +392,20 @@ async fn watch(
             _ = subscription.changed(id) => {}
             _ = tokio::time::sleep(WATCH_POLL) => {}
             _ = tx.closed() => return,
+            _ = async { let _ = stopping.wait_for(|stop| *stop).await; } => {
+                // Clients follow on by polling, or watch again once the server is back.
+                let _ = tx.send(Err(Status::unavailable("the server is shutting down; poll the job or watch it again"))).await;
+                return;
+            }
         }
         job = match state.store.get_job(id).await {
             Ok(Some(job)) => job,
             Ok(None) => {
-                let _ = tx.send(Err(Status::not_found(format!("diarization job {id} was deleted")))).await;
+                let _ = tx
+                    .send(Err(Status::not_found(format!(
+                        "diarization job {id} was deleted"
+                    ))))
+                    .await;
                 return;
             }
             Err(e) => {

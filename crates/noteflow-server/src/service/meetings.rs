@@ -26,7 +26,10 @@ impl Meetings {
         Self { state }
     }
 
-    async fn upload(&self, mut stream: Streaming<pb::UploadAudioRequest>) -> Result<pb::UploadAudioResponse, Status> {
+    async fn upload(
+        &self,
+        mut stream: Streaming<pb::UploadAudioRequest>,
+    ) -> Result<pb::UploadAudioResponse, Status> {
         let limit = self.state.max_upload_bytes;
         let mut meeting: Option<MeetingId> = None;
         let mut format_hint = String::new();
@@ -37,12 +40,22 @@ impl Meetings {
                 None => {
                     let id = parse_meeting_id("meeting_id", &message.meeting_id)?;
                     // Fail early rather than after receiving the whole file.
-                    if self.state.store.get_meeting(id).await.map_err(store_error)?.is_none() {
+                    if self
+                        .state
+                        .store
+                        .get_meeting(id)
+                        .await
+                        .map_err(store_error)?
+                        .is_none()
+                    {
                         return Err(meeting_not_found(id));
                     }
                     meeting = Some(id);
                 }
-                Some(id) if !message.meeting_id.is_empty() && message.meeting_id.trim() != id.to_string() => {
+                Some(id)
+                    if !message.meeting_id.is_empty()
+                        && message.meeting_id.trim() != id.to_string() =>
+                {
                     return Err(Status::invalid_argument(format!(
                         "meeting_id changed within one upload (from {id} to '{}')",
                         message.meeting_id
@@ -65,10 +78,14 @@ impl Meetings {
             bytes.extend_from_slice(&message.chunk);
         }
         let Some(meeting) = meeting else {
-            return Err(Status::invalid_argument("the upload stream was empty: no meeting_id and no audio"));
+            return Err(Status::invalid_argument(
+                "the upload stream was empty: no meeting_id and no audio",
+            ));
         };
         if bytes.is_empty() {
-            return Err(Status::invalid_argument("the upload contained no audio bytes"));
+            return Err(Status::invalid_argument(
+                "the upload contained no audio bytes",
+            ));
         }
         let hint = normalise_hint(&format_hint);
         let (bytes, duration_secs) = check_audio(bytes, hint.clone()).await?;
@@ -93,7 +110,10 @@ impl Meetings {
         })
     }
 
-    async fn import(&self, request: pb::ImportSegmentsRequest) -> Result<pb::ImportSegmentsResponse, Status> {
+    async fn import(
+        &self,
+        request: pb::ImportSegmentsRequest,
+    ) -> Result<pb::ImportSegmentsResponse, Status> {
         let meeting = parse_meeting_id("meeting_id", &request.meeting_id)?;
         if request.segments.len() > MAX_SEGMENTS {
             return Err(Status::invalid_argument(format!(
@@ -113,7 +133,9 @@ impl Meetings {
             .replace_segments(meeting, segments)
             .await
             .map_err(store_error)?;
-        Ok(pb::ImportSegmentsResponse { segment_count: count })
+        Ok(pb::ImportSegmentsResponse {
+            segment_count: count,
+        })
     }
 
     async fn delete(&self, id: MeetingId) -> Result<pb::DeleteMeetingResponse, Status> {
@@ -134,7 +156,13 @@ impl Meetings {
         for job in &running.jobs {
             self.state.runner.signal_cancel(job.id);
         }
-        if !self.state.store.delete_meeting(id).await.map_err(store_error)? {
+        if !self
+            .state
+            .store
+            .delete_meeting(id)
+            .await
+            .map_err(store_error)?
+        {
             return Err(meeting_not_found(id));
         }
         for job in &running.jobs {
@@ -147,7 +175,11 @@ impl Meetings {
 
 fn normalise_hint(hint: &str) -> Option<String> {
     let hint = hint.trim().to_ascii_lowercase();
-    let hint = hint.rsplit('/').next().unwrap_or(&hint).trim_start_matches('.');
+    let hint = hint
+        .rsplit('/')
+        .next()
+        .unwrap_or(&hint)
+        .trim_start_matches('.');
     let hint = match hint {
         "" => return None,
         "x-wav" | "wave" | "vnd.wave" => "wav",
@@ -174,12 +206,15 @@ async fn check_audio(bytes: Vec<u8>, hint: Option<String>) -> Result<(Vec<u8>, f
     let shared = Arc::new(bytes);
     let for_decoder = SharedUpload(shared.clone());
     let decoded = tokio::task::spawn_blocking(move || {
-        noteflow_diarize::decode_bytes(for_decoder, hint.as_deref()).map(|audio| audio.duration_secs())
+        noteflow_diarize::decode_bytes(for_decoder, hint.as_deref())
+            .map(|audio| audio.duration_secs())
     })
     .await
     .map_err(|e| Status::internal(format!("audio check crashed: {e}")))?;
     let duration = decoded.map_err(|e| {
-        Status::invalid_argument(format!("the uploaded audio cannot be used: {e}; nothing was stored"))
+        Status::invalid_argument(format!(
+            "the uploaded audio cannot be used: {e}; nothing was stored"
+        ))
     })?;
     // The decoder's reference is dropped once decoding ends, so this is the only one left.
     let bytes = Arc::try_unwrap(shared).unwrap_or_else(|still_shared| (*still_shared).clone());
@@ -189,10 +224,15 @@ async fn check_audio(bytes: Vec<u8>, hint: Option<String>) -> Result<(Vec<u8>, f
 fn validate_segment(i: usize, s: pb::Segment) -> Result<SegmentInput, Status> {
     let bad = |why: String| Status::invalid_argument(format!("segments[{i}]: {why}"));
     if !s.start_seconds.is_finite() || !s.end_seconds.is_finite() {
-        return Err(bad("start_seconds and end_seconds must be finite numbers".into()));
+        return Err(bad(
+            "start_seconds and end_seconds must be finite numbers".into()
+        ));
     }
     if s.start_seconds < 0.0 {
-        return Err(bad(format!("start_seconds ({}) is negative", s.start_seconds)));
+        return Err(bad(format!(
+            "start_seconds ({}) is negative",
+            s.start_seconds
+        )));
     }
     if s.end_seconds <= s.start_seconds {
         return Err(bad(format!(
@@ -201,11 +241,15 @@ fn validate_segment(i: usize, s: pb::Segment) -> Result<SegmentInput, Status> {
         )));
     }
     if s.text.len() > MAX_SEGMENT_TEXT_BYTES {
-        return Err(bad(format!("text is longer than {MAX_SEGMENT_TEXT_BYTES} bytes")));
+        return Err(bad(format!(
+            "text is longer than {MAX_SEGMENT_TEXT_BYTES} bytes"
+        )));
     }
     let speaker = match s.speaker {
         Some(label) if label.chars().count() > MAX_SPEAKER_LABEL_CHARS => {
-            return Err(bad(format!("speaker is longer than {MAX_SPEAKER_LABEL_CHARS} characters")));
+            return Err(bad(format!(
+                "speaker is longer than {MAX_SPEAKER_LABEL_CHARS} characters"
+            )));
         }
         Some(label) if label.trim().is_empty() => None,
         other => other,
@@ -220,7 +264,10 @@ fn validate_segment(i: usize, s: pb::Segment) -> Result<SegmentInput, Status> {
 
 #[tonic::async_trait]
 impl MeetingService for Meetings {
-    async fn create_meeting(&self, request: Request<pb::CreateMeetingRequest>) -> Result<Response<pb::Meeting>, Status> {
+    async fn create_meeting(
+        &self,
+        request: Request<pb::CreateMeetingRequest>,
+    ) -> Result<Response<pb::Meeting>, Status> {
         self.state
             .metrics
             .observe("CreateMeeting", async {
@@ -230,7 +277,12 @@ impl MeetingService for Meetings {
                         "title is longer than {MAX_TITLE_CHARS} characters"
                     )));
                 }
-                let meeting = self.state.store.create_meeting(title.trim()).await.map_err(store_error)?;
+                let meeting = self
+                    .state
+                    .store
+                    .create_meeting(title.trim())
+                    .await
+                    .map_err(store_error)?;
                 Ok(Response::new(convert::meeting(&meeting)))
             })
             .await
@@ -242,7 +294,9 @@ impl MeetingService for Meetings {
     ) -> Result<Response<pb::UploadAudioResponse>, Status> {
         self.state
             .metrics
-            .observe("UploadAudio", async { self.upload(request.into_inner()).await.map(Response::new) })
+            .observe("UploadAudio", async {
+                self.upload(request.into_inner()).await.map(Response::new)
+            })
             .await
     }
 
@@ -252,16 +306,27 @@ impl MeetingService for Meetings {
     ) -> Result<Response<pb::ImportSegmentsResponse>, Status> {
         self.state
             .metrics
-            .observe("ImportSegments", async { self.import(request.into_inner()).await.map(Response::new) })
+            .observe("ImportSegments", async {
+                self.import(request.into_inner()).await.map(Response::new)
+            })
             .await
     }
 
-    async fn get_meeting(&self, request: Request<pb::GetMeetingRequest>) -> Result<Response<pb::Meeting>, Status> {
+    async fn get_meeting(
+        &self,
+        request: Request<pb::GetMeetingRequest>,
+    ) -> Result<Response<pb::Meeting>, Status> {
         self.state
             .metrics
             .observe("GetMeeting", async {
                 let id = parse_meeting_id("meeting_id", &request.get_ref().meeting_id)?;
-                match self.state.store.get_meeting(id).await.map_err(store_error)? {
+                match self
+                    .state
+                    .store
+                    .get_meeting(id)
+                    .await
+                    .map_err(store_error)?
+                {
                     Some(meeting) => Ok(Response::new(convert::meeting(&meeting))),
                     None => Err(meeting_not_found(id)),
                 }
@@ -305,7 +370,11 @@ mod tests {
         assert!(validate_segment(0, segment(0.0, 1.0)).is_ok());
         let err = validate_segment(3, segment(2.0, 1.0)).unwrap_err();
         assert_eq!(err.code(), tonic::Code::InvalidArgument);
-        assert!(err.message().starts_with("segments[3]: end_seconds (1)"), "{}", err.message());
+        assert!(
+            err.message().starts_with("segments[3]: end_seconds (1)"),
+            "{}",
+            err.message()
+        );
         assert!(validate_segment(0, segment(f64::NAN, 1.0)).is_err());
         assert!(validate_segment(0, segment(-1.0, 1.0)).is_err());
     }

@@ -42,13 +42,20 @@ pub fn test_config(database: DatabaseConfig) -> ServerConfig {
 
 impl TestServer {
     /// SQLite in a fresh temporary directory.
-    pub async fn start(diarizer: Arc<dyn SpeakerDiarizer>, tweak: impl FnOnce(&mut ServerConfig)) -> Self {
+    pub async fn start(
+        diarizer: Arc<dyn SpeakerDiarizer>,
+        tweak: impl FnOnce(&mut ServerConfig),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         Self::start_in(dir, diarizer, tweak).await
     }
 
     /// SQLite in `dir` (e.g. one a previous server used).
-    pub async fn start_in(dir: TempDir, diarizer: Arc<dyn SpeakerDiarizer>, tweak: impl FnOnce(&mut ServerConfig)) -> Self {
+    pub async fn start_in(
+        dir: TempDir,
+        diarizer: Arc<dyn SpeakerDiarizer>,
+        tweak: impl FnOnce(&mut ServerConfig),
+    ) -> Self {
         let mut config = test_config(DatabaseConfig::Sqlite {
             data_dir: dir.path().join("data"),
         });
@@ -56,14 +63,23 @@ impl TestServer {
         Self::launch(config, diarizer, Some(dir)).await
     }
 
-    pub async fn start_memory(diarizer: Arc<dyn SpeakerDiarizer>, tweak: impl FnOnce(&mut ServerConfig)) -> Self {
+    pub async fn start_memory(
+        diarizer: Arc<dyn SpeakerDiarizer>,
+        tweak: impl FnOnce(&mut ServerConfig),
+    ) -> Self {
         let mut config = test_config(DatabaseConfig::Memory);
         tweak(&mut config);
         Self::launch(config, diarizer, None).await
     }
 
-    async fn launch(config: ServerConfig, diarizer: Arc<dyn SpeakerDiarizer>, data_dir: Option<TempDir>) -> Self {
-        let app = Application::build(config, diarizer).await.expect("server builds");
+    async fn launch(
+        config: ServerConfig,
+        diarizer: Arc<dyn SpeakerDiarizer>,
+        data_dir: Option<TempDir>,
+    ) -> Self {
+        let app = Application::build(config, diarizer)
+            .await
+            .expect("server builds");
         let addr = app.grpc_addr();
         let metrics_addr = app.metrics_addr().expect("metrics enabled");
         let (stop, stopped) = oneshot::channel::<()>();
@@ -84,15 +100,23 @@ impl TestServer {
     }
 
     pub async fn meetings(&self) -> Meetings {
-        MeetingServiceClient::connect(format!("http://{}", self.addr)).await.unwrap()
+        MeetingServiceClient::connect(format!("http://{}", self.addr))
+            .await
+            .unwrap()
     }
 
     pub async fn jobs(&self) -> Jobs {
-        DiarizationServiceClient::connect(format!("http://{}", self.addr)).await.unwrap()
+        DiarizationServiceClient::connect(format!("http://{}", self.addr))
+            .await
+            .unwrap()
     }
 
     pub async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.addr)).unwrap().connect().await.unwrap()
+        Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
     }
 
     /// Graceful stop; returns the data directory so a new server can use it.
@@ -107,7 +131,9 @@ impl TestServer {
 
     /// The Prometheus text from GET /metrics, over a plain socket.
     pub async fn metrics(&self) -> String {
-        let mut stream = tokio::net::TcpStream::connect(self.metrics_addr).await.unwrap();
+        let mut stream = tokio::net::TcpStream::connect(self.metrics_addr)
+            .await
+            .unwrap();
         stream
             .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
             .await
@@ -122,7 +148,10 @@ impl TestServer {
 /// The value of one sample line (`name{labels} value`) in Prometheus text, if present.
 pub fn metric_value(text: &str, series: &str) -> Option<f64> {
     text.lines()
-        .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .find_map(|line| {
+            line.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
         .and_then(|v| v.trim().parse().ok())
 }
 
@@ -145,14 +174,20 @@ pub fn tone_wav(seconds: f64) -> Vec<u8> {
     wav.extend_from_slice(&(2 * n).to_le_bytes());
     for i in 0..n {
         let t = i as f64 / rate as f64;
-        let sample = (0.3 * (2.0 * std::f64::consts::PI * 440.0 * t).sin() * i16::MAX as f64) as i16;
+        let sample =
+            (0.3 * (2.0 * std::f64::consts::PI * 440.0 * t).sin() * i16::MAX as f64) as i16;
         wav.extend_from_slice(&sample.to_le_bytes());
     }
     wav
 }
 
 /// Streams `audio` to the meeting in 64 KiB chunks.
-pub async fn upload(meetings: &mut Meetings, meeting_id: &str, audio: &[u8], hint: &str) -> Result<pb::UploadAudioResponse, tonic::Status> {
+pub async fn upload(
+    meetings: &mut Meetings,
+    meeting_id: &str,
+    audio: &[u8],
+    hint: &str,
+) -> Result<pb::UploadAudioResponse, tonic::Status> {
     let mut messages: Vec<pb::UploadAudioRequest> = audio
         .chunks(64 * 1024)
         .map(|chunk| pb::UploadAudioRequest {
@@ -175,12 +210,16 @@ pub async fn upload(meetings: &mut Meetings, meeting_id: &str, audio: &[u8], hin
 /// A new meeting with `seconds` of tone as its audio; returns its id.
 pub async fn meeting_with_audio(meetings: &mut Meetings, seconds: f64) -> String {
     let id = meetings
-        .create_meeting(pb::CreateMeetingRequest { title: "test".into() })
+        .create_meeting(pb::CreateMeetingRequest {
+            title: "test".into(),
+        })
         .await
         .unwrap()
         .into_inner()
         .id;
-    upload(meetings, &id, &tone_wav(seconds), "wav").await.unwrap();
+    upload(meetings, &id, &tone_wav(seconds), "wav")
+        .await
+        .unwrap();
     id
 }
 
@@ -192,10 +231,12 @@ pub fn refine(meeting_id: &str) -> pb::RefineSpeakerDiarizationRequest {
 }
 
 pub async fn status(jobs: &mut Jobs, job_id: &str) -> pb::DiarizationJob {
-    jobs.get_diarization_job_status(pb::GetDiarizationJobStatusRequest { job_id: job_id.into() })
-        .await
-        .unwrap()
-        .into_inner()
+    jobs.get_diarization_job_status(pb::GetDiarizationJobStatusRequest {
+        job_id: job_id.into(),
+    })
+    .await
+    .unwrap()
+    .into_inner()
 }
 
 /// Polls until `done(job)` or `timeout`; returns the last status seen.
@@ -220,12 +261,18 @@ pub fn is_status(job: &pb::DiarizationJob, status: pb::JobStatus) -> bool {
 }
 
 pub fn is_terminal(job: &pb::DiarizationJob) -> bool {
-    [pb::JobStatus::Completed, pb::JobStatus::Failed, pb::JobStatus::Cancelled]
-        .iter()
-        .any(|s| job.status == *s as i32)
+    [
+        pb::JobStatus::Completed,
+        pb::JobStatus::Failed,
+        pb::JobStatus::Cancelled,
+    ]
+    .iter()
+    .any(|s| job.status == *s as i32)
 }
 
 /// Runs `f` with a time limit, failing the test with `what` when it is exceeded.
 pub async fn within<T>(limit: Duration, what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(limit, f).await.unwrap_or_else(|_| panic!("{what} took longer than {limit:?}"))
+    tokio::time::timeout(limit, f)
+        .await
+        .unwrap_or_else(|_| panic!("{what} took longer than {limit:?}"))
 }
