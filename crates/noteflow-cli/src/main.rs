@@ -1,14 +1,14 @@
 //! `noteflow`: diarize audio locally, score RTTM, benchmark the engine.
 
 mod bench;
+mod diarize;
 mod eval;
 mod serve;
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use noteflow_diarize::{BackendKind, Diarizer, ModelDir, PipelineConfig, SpeakerConstraints};
 
 #[derive(Parser)]
@@ -24,20 +24,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Diarize an audio file locally and print its speaker turns.
-    Diarize(DiarizeArgs),
+    /// Diarize an audio file and print its speaker turns (runs the job service in-process).
+    Diarize(diarize::DiarizeArgs),
     /// Score hypothesis RTTM files against reference RTTM files (DER, JER).
     Eval(eval::EvalArgs),
     /// Measure compute time per audio second and peak memory of the whole pipeline.
     Bench(bench::BenchArgs),
     /// Run the diarization job service (gRPC).
     Serve(serve::ServeArgs),
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum OutputFormat {
-    Rttm,
-    Json,
 }
 
 /// Where the models are and which back-end runs them.
@@ -96,53 +90,6 @@ impl SpeakerArgs {
     }
 }
 
-#[derive(Args)]
-struct DiarizeArgs {
-    /// Audio file (WAV, FLAC, MP3, Ogg Vorbis).
-    file: PathBuf,
-    #[command(flatten)]
-    speakers: SpeakerArgs,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "rttm")]
-    format: OutputFormat,
-    /// Show progress on stderr.
-    #[arg(long)]
-    progress: bool,
-    #[command(flatten)]
-    engine: EngineArgs,
-}
-
-fn diarize(args: DiarizeArgs) -> Result<()> {
-    let constraints = args.speakers.constraints()?;
-    let diarizer = args.engine.load()?;
-    let audio = noteflow_diarize::decode_file(&args.file)
-        .with_context(|| format!("cannot read audio from {}", args.file.display()))?;
-    let mut last = -1i32;
-    let mut progress = |fraction: f32| {
-        let percent = (fraction * 100.0) as i32;
-        if args.progress && percent != last {
-            last = percent;
-            eprint!("\rdiarizing {}: {percent:3}%", args.file.display());
-        }
-    };
-    let result = diarizer.diarize(&audio, constraints, &mut progress, &AtomicBool::new(false));
-    if args.progress {
-        eprintln!();
-    }
-    let result = result?;
-    match args.format {
-        OutputFormat::Rttm => {
-            let file_id = args
-                .file
-                .file_stem()
-                .map_or("audio".into(), |s| s.to_string_lossy());
-            print!("{}", result.to_rttm(&file_id));
-        }
-        OutputFormat::Json => println!("{}", result.to_json()),
-    }
-    Ok(())
-}
-
 fn main() -> Result<()> {
     let cli = Cli::parse();
     // The service logs its lifecycle; one-shot commands only warnings.
@@ -158,7 +105,7 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
-        Command::Diarize(args) => diarize(args),
+        Command::Diarize(args) => diarize::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Serve(args) => serve::run(args),

@@ -112,11 +112,12 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
     config.cancel_wait = seconds("cancel-wait", args.cancel_wait)?;
 
     let diarizer = args.engine.load()?;
+    let grace = config.shutdown_grace;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let app = Application::build(config, Arc::new(diarizer)).await?;
         // One line on stdout that scripts and tests can wait for.
         println!(
@@ -128,6 +129,9 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
             app.worker_id()
         );
         app.run_until(noteflow_server::shutdown::signal()).await?;
-        Ok(())
-    })
+        anyhow::Ok(())
+    });
+    // A diarizer thread that has not seen its cancel flag yet must not hold the exit up for long.
+    runtime.shutdown_timeout(grace);
+    served
 }

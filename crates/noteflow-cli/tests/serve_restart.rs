@@ -247,8 +247,18 @@ async fn a_job_interrupted_more_than_the_maximum_fails_with_its_message() {
         running_with_progress(2),
     )
     .await;
-    // A graceful stop interrupts the run too; the job stays with this attempt for the next start.
+    // A graceful stop gives the job back without using up an attempt ...
     server.terminate().await;
+    let server = Server::start(dir.path(), &max);
+    wait_for(
+        &server,
+        &job,
+        Duration::from_secs(60),
+        running_with_progress(2),
+    )
+    .await;
+    // ... a crash does.
+    server.kill();
 
     let server = Server::start(dir.path(), &max);
     let failed = wait_for(&server, &job, Duration::from_secs(10), |j| {

@@ -70,7 +70,9 @@ fn open_store(config: &ServerConfig) -> Result<Arc<dyn JobStore>, StartError> {
                 tracing::info!(path = %store.path().display(), "jobs are kept in SQLite");
                 Ok(Arc::new(store))
             }
-            Err(e) if config.fallback_to_memory => {
+            // Another server holding the directory is not a broken database: falling back would
+            // hide that server's jobs and lose new ones, so this always refuses.
+            Err(e) if config.fallback_to_memory && !matches!(e, StoreError::Locked { .. }) => {
                 tracing::error!(error = %e, "cannot open the database; falling back to memory as --fallback-to-memory allows");
                 Ok(Arc::new(MemoryStore::new()))
             }
@@ -142,6 +144,9 @@ impl Application {
             max_upload_bytes: config.max_upload_bytes,
             max_queued: config.max_queued,
             cancel_wait: config.cancel_wait,
+            uploads: Arc::new(tokio::sync::Semaphore::new(
+                config.max_concurrent_uploads.max(1),
+            )),
             stopping,
         });
         Ok(Self {
@@ -244,6 +249,9 @@ impl Application {
                 tracing::info!("shutting down");
                 health.set_not_serving::<DiarizationServiceServer<Jobs>>().await;
                 health.set_not_serving::<MeetingServiceServer<Meetings>>().await;
+                health
+                    .set_service_status("", tonic_health::ServingStatus::NotServing)
+                    .await;
                 // Stops the runner, open watch streams, the metrics server, and new connections.
                 let _ = stop_tx.send(true);
                 // In-flight calls get the grace period to finish; connections a client keeps open

@@ -32,6 +32,9 @@ pub struct ServerConfig {
     pub cancel_wait: Duration,
     /// How long a graceful shutdown waits for running jobs to stop after asking them to.
     pub shutdown_grace: Duration,
+    /// Uploads received and checked at once; more get RESOURCE_EXHAUSTED. Each holds its audio in
+    /// memory while it is checked, so this bounds the memory uploads can take.
+    pub max_concurrent_uploads: usize,
 }
 
 impl ServerConfig {
@@ -47,6 +50,7 @@ impl ServerConfig {
             max_queued: 1000,
             cancel_wait: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(10),
+            max_concurrent_uploads: 4,
         }
     }
 
@@ -96,8 +100,12 @@ impl Default for RunnerConfig {
 }
 
 impl RunnerConfig {
+    /// The time limit for a run over `audio_seconds` of audio (saturating: absurd settings mean no
+    /// practical limit rather than a panic).
     pub fn timeout_for(&self, audio_seconds: f64) -> Duration {
-        self.timeout_base
-            + Duration::from_secs_f64(self.timeout_per_audio_second * audio_seconds.max(0.0))
+        let scaled =
+            Duration::try_from_secs_f64(self.timeout_per_audio_second * audio_seconds.max(0.0))
+                .unwrap_or(Duration::MAX);
+        self.timeout_base.saturating_add(scaled)
     }
 }

@@ -9,10 +9,13 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use noteflow_diarize::{Diarization, SpeakerConstraints};
 use noteflow_store::{
-    Claim, Heartbeat, Job, JobId, JobResult, JobStore, Outcome, Segment, TurnRecord, WorkerId,
+    Claim, Heartbeat, Job, JobId, JobResult, JobStore, Outcome, Segment, StoreResult, TurnRecord,
+    WorkerId,
 };
+use std::panic::AssertUnwindSafe;
 use tokio::sync::{watch, Notify, Semaphore};
 
 use crate::config::RunnerConfig;
@@ -129,41 +132,59 @@ impl Runner {
         self.running.lock().unwrap().len()
     }
 
+    /// Stops this process's run of `job` without writing anything (its meeting was deleted).
+    pub fn abandon(&self, job: JobId) {
+        if let Some(control) = self.running.lock().unwrap().get(&job) {
+            control.stop(StopReason::ClaimLost);
+        }
+    }
+
     /// Claims and runs jobs until `shutdown` is set; then asks running jobs to stop and waits for
-    /// them up to `grace`. Jobs that stop for the shutdown stay RUNNING in the store, and the next
-    /// start re-queues them (attempt + 1), exactly as after a crash.
+    /// them up to `grace`. A job stopped by the shutdown is given back to the queue with the same
+    /// attempt (a graceful stop is not a failure of the job); one still running when the grace
+    /// period ends stays RUNNING, and the next start re-queues it with attempt + 1, as after a crash.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>, grace: Duration) {
         let mut tasks = tokio::task::JoinSet::new();
         loop {
+            // `biased`: once shutdown is signalled, no further job is claimed.
             let permit = tokio::select! {
+                biased;
+                _ = shutdown.wait_for(|stop| *stop) => break,
                 permit = self.slots.clone().acquire_owned() => match permit {
                     Ok(permit) => permit,
                     Err(_) => break,
                 },
-                _ = shutdown.wait_for(|stop| *stop) => break,
             };
             match self.store.claim_next(&self.worker, self.config.lease).await {
                 Ok(Some((job, claim))) => {
+                    // Registered before the task starts, so a shutdown that follows sees it.
+                    let control = Arc::new(RunControl::new());
+                    self.running.lock().unwrap().insert(job.id, control.clone());
+                    if *shutdown.borrow() {
+                        control.stop(StopReason::Shutdown);
+                    }
                     let this = self.clone();
                     tasks.spawn(async move {
-                        this.run_job(job, claim).await;
+                        this.run_job(job, claim, control).await;
                         drop(permit);
                     });
                 }
                 Ok(None) => {
                     drop(permit);
                     tokio::select! {
+                        biased;
+                        _ = shutdown.wait_for(|stop| *stop) => break,
                         _ = self.wake.notified() => {}
                         _ = tokio::time::sleep(self.config.poll_interval) => {}
-                        _ = shutdown.wait_for(|stop| *stop) => break,
                     }
                 }
                 Err(e) => {
                     drop(permit);
                     tracing::error!(error = %e, "cannot claim a job; retrying");
                     tokio::select! {
-                        _ = tokio::time::sleep(self.config.poll_interval) => {}
+                        biased;
                         _ = shutdown.wait_for(|stop| *stop) => break,
+                        _ = tokio::time::sleep(self.config.poll_interval) => {}
                     }
                 }
             }
@@ -178,63 +199,87 @@ impl Runner {
             .await
             .is_err()
         {
-            tracing::warn!("running jobs did not stop within the shutdown grace period");
+            tracing::warn!("running jobs did not stop within the shutdown grace period; the next start re-queues them");
         }
     }
 
-    async fn run_job(&self, job: Job, claim: Claim) {
+    async fn run_job(&self, job: Job, claim: Claim, control: Arc<RunControl>) {
         let started = Instant::now();
-        let control = Arc::new(RunControl::new());
-        self.running.lock().unwrap().insert(job.id, control.clone());
         if job.cancel_requested {
             control.stop(StopReason::Cancelled);
         }
         self.events.changed(job.id);
         tracing::info!(job = %job.id, meeting = %job.meeting_id, attempt = job.attempt, "job started");
 
-        let outcome = self.execute(&job, &claim, &control).await;
+        // A panic here must not leave the job RUNNING under a live worker: it becomes a failure.
+        let ending = AssertUnwindSafe(self.execute(&job, &claim, &control))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| {
+                Ending::Write(Outcome::Failed(format!(
+                    "internal error while running the job: {}",
+                    panic_text(&panic)
+                )))
+            });
 
         self.running.lock().unwrap().remove(&job.id);
-        let label = match &outcome {
-            None => "interrupted",
-            Some(Outcome::Completed(_)) => "completed",
-            Some(Outcome::Failed(_)) => "failed",
-            Some(Outcome::Cancelled) => "cancelled",
-        };
-        if let Some(outcome) = outcome {
-            if let Outcome::Failed(message) = &outcome {
-                tracing::warn!(job = %job.id, error = %message, "job failed");
-            }
-            match self.store.finish(&claim, outcome).await {
+        let label = ending.label();
+        match ending {
+            Ending::Nothing => {}
+            Ending::Release => match retry_busy(|| self.store.release(&claim)).await {
                 Ok(true) => {
-                    tracing::info!(job = %job.id, outcome = label, seconds = started.elapsed().as_secs_f64(), "job finished")
+                    tracing::info!(job = %job.id, "job given back to the queue for the next start")
                 }
-                Ok(false) => {
-                    self.metrics.stale_write();
-                    tracing::warn!(job = %job.id, "job's claim was lost before its end was written; nothing written");
-                }
+                Ok(false) => self.metrics.stale_write(),
                 Err(e) => {
-                    tracing::error!(job = %job.id, error = %e, "cannot record the end of the job; it stays RUNNING until the next start re-queues it")
+                    tracing::error!(job = %job.id, error = %e, "cannot give the job back; the next start re-queues it")
                 }
-            }
+            },
+            Ending::Write(outcome) => self.record(&job, &claim, outcome, started).await,
         }
         self.metrics
             .job_finished(label, started.elapsed().as_secs_f64());
         self.events.changed(job.id);
     }
 
-    /// Runs the job; `None` when nothing must be written (claim lost or shutting down).
-    async fn execute(
-        &self,
-        job: &Job,
-        claim: &Claim,
-        control: &Arc<RunControl>,
-    ) -> Option<Outcome> {
-        let audio = match self.store.get_audio(job.meeting_id).await {
-            Ok(Some(audio)) => audio,
-            Ok(None) => return Some(Outcome::Failed("the meeting's audio is gone".into())),
+    /// Writes how the run ended, retrying while the database is busy. If the result itself cannot be
+    /// written, the job is at least marked FAILED, so it does not stay RUNNING under a live worker.
+    async fn record(&self, job: &Job, claim: &Claim, outcome: Outcome, started: Instant) {
+        if let Outcome::Failed(message) = &outcome {
+            tracing::warn!(job = %job.id, error = %message, "job failed");
+        }
+        let label = Ending::Write(outcome.clone()).label();
+        let written = match retry_busy(|| self.store.finish(claim, outcome.clone())).await {
+            Err(e) if matches!(outcome, Outcome::Completed(_)) => {
+                tracing::error!(job = %job.id, error = %e, "cannot record the result; marking the job FAILED");
+                let failed = Outcome::Failed(format!("the result could not be recorded: {e}"));
+                retry_busy(|| self.store.finish(claim, failed.clone())).await
+            }
+            other => other,
+        };
+        match written {
+            Ok(true) => {
+                tracing::info!(job = %job.id, outcome = label, seconds = started.elapsed().as_secs_f64(), "job finished")
+            }
+            Ok(false) => {
+                self.metrics.stale_write();
+                tracing::warn!(job = %job.id, "the job's claim was lost before its end was written; nothing written");
+            }
             Err(e) => {
-                return Some(Outcome::Failed(format!(
+                tracing::error!(job = %job.id, error = %e, "cannot record the end of the job; it stays RUNNING until the next start re-queues it")
+            }
+        }
+    }
+
+    /// Runs the job and says what to write.
+    async fn execute(&self, job: &Job, claim: &Claim, control: &Arc<RunControl>) -> Ending {
+        let audio = match retry_busy(|| self.store.get_audio(job.meeting_id)).await {
+            Ok(Some(audio)) => audio,
+            Ok(None) => {
+                return Ending::Write(Outcome::Failed("the meeting's audio is gone".into()))
+            }
+            Err(e) => {
+                return Ending::Write(Outcome::Failed(format!(
                     "cannot read the meeting's audio: {e}"
                 )))
             }
@@ -244,15 +289,20 @@ impl Runner {
             job.max_speakers.map(|n| n as usize),
         ) {
             Ok(c) => c,
-            Err(e) => return Some(Outcome::Failed(format!("invalid speaker constraints: {e}"))),
+            Err(e) => {
+                return Ending::Write(Outcome::Failed(format!("invalid speaker constraints: {e}")))
+            }
         };
-        let job_audio_seconds = audio.duration_secs;
-        let timeout = self.config.timeout_for(job_audio_seconds);
+        let audio_seconds = audio.duration_secs;
+        let timeout = self.config.timeout_for(audio_seconds);
 
         let (progress_tx, progress_rx) = watch::channel(0f32);
         let diarizer = self.diarizer.clone();
         let engine_control = control.clone();
         let mut work = tokio::task::spawn_blocking(move || {
+            if engine_control.cancel.load(Ordering::SeqCst) {
+                return Err(RunError::Cancelled);
+            }
             let decoded = noteflow_diarize::decode_bytes(audio.bytes, audio.format_hint.as_deref())
                 .map_err(|e| {
                     RunError::Failed(format!("the stored audio cannot be decoded: {e}"))
@@ -263,24 +313,25 @@ impl Runner {
             diarizer.diarize(&decoded, constraints, &mut report, &engine_control.cancel)
         });
 
-        let deadline = tokio::time::Instant::now() + timeout;
+        // A limit too large to represent never fires.
+        let deadline = tokio::time::Instant::now().checked_add(timeout);
         let mut heartbeat = tokio::time::interval(self.config.heartbeat_interval);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_written = 0f32;
         let result = loop {
             tokio::select! {
                 result = &mut work => break result,
-                _ = tokio::time::sleep_until(deadline), if control.reason() == StopReason::None => {
+                _ = sleep_until(deadline), if control.reason() == StopReason::None => {
                     tracing::warn!(job = %job.id, ?timeout, "job ran past its time limit; stopping it");
                     control.stop(StopReason::TimedOut);
                 }
-                _ = heartbeat.tick() => {
+                _ = heartbeat.tick(), if control.reason() != StopReason::ClaimLost => {
                     let progress = *progress_rx.borrow();
                     match self.store.heartbeat(claim, Some(progress), self.config.lease).await {
                         Ok(Heartbeat::Continue) => {}
                         Ok(Heartbeat::CancelRequested) => control.stop(StopReason::Cancelled),
                         Ok(Heartbeat::Lost) => {
-                            self.metrics.stale_write();
+                            tracing::warn!(job = %job.id, "the job's claim is gone (recovered elsewhere, or deleted); stopping");
                             control.stop(StopReason::ClaimLost);
                         }
                         Err(e) => tracing::warn!(job = %job.id, error = %e, "heartbeat failed"),
@@ -293,21 +344,20 @@ impl Runner {
             }
         };
 
-        let audio_seconds = job_audio_seconds;
         match (control.reason(), result) {
-            (StopReason::ClaimLost, _) => None,
+            (StopReason::ClaimLost, _) => Ending::Nothing,
             // A result that arrived is kept, whatever was asked meanwhile.
-            (_, Ok(Ok(diarization))) => Some(self.completed(job, diarization).await),
-            (StopReason::Shutdown, Ok(Err(RunError::Cancelled))) => None,
-            (StopReason::TimedOut, Ok(Err(RunError::Cancelled))) => Some(Outcome::Failed(format!(
-                "timed out after {} s (the limit for {audio_seconds:.0} s of audio: {} s + {} s per audio second)",
-                timeout.as_secs(),
-                self.config.timeout_base.as_secs(),
+            (_, Ok(Ok(diarization))) => Ending::Write(self.completed(job, diarization).await),
+            (StopReason::Shutdown, Ok(Err(RunError::Cancelled))) => Ending::Release,
+            (StopReason::TimedOut, Ok(Err(RunError::Cancelled))) => Ending::Write(Outcome::Failed(format!(
+                "timed out after {:.1} s (the limit for {audio_seconds:.0} s of audio: {} s + {} s per audio second)",
+                timeout.as_secs_f64(),
+                self.config.timeout_base.as_secs_f64(),
                 self.config.timeout_per_audio_second
             ))),
-            (_, Ok(Err(RunError::Cancelled))) => Some(Outcome::Cancelled),
-            (_, Ok(Err(RunError::Failed(message)))) => Some(Outcome::Failed(message)),
-            (_, Err(join_error)) => Some(Outcome::Failed(format!(
+            (_, Ok(Err(RunError::Cancelled))) => Ending::Write(Outcome::Cancelled),
+            (_, Ok(Err(RunError::Failed(message)))) => Ending::Write(Outcome::Failed(message)),
+            (_, Err(join_error)) => Ending::Write(Outcome::Failed(format!(
                 "internal error: the diarizer crashed ({join_error})"
             ))),
         }
@@ -316,7 +366,7 @@ impl Runner {
     /// The COMPLETED outcome: the turns, and each transcript segment relabelled with the speaker who
     /// overlaps it most.
     async fn completed(&self, job: &Job, diarization: Diarization) -> Outcome {
-        let segments = match self.store.get_meeting(job.meeting_id).await {
+        let segments = match retry_busy(|| self.store.get_meeting(job.meeting_id)).await {
             Ok(Some(meeting)) => meeting.segments,
             Ok(None) => Vec::new(),
             Err(e) => return Outcome::Failed(format!("cannot read the meeting's segments: {e}")),
@@ -324,6 +374,7 @@ impl Runner {
         let turns: Vec<TurnRecord> = diarization
             .turns
             .iter()
+            .filter(|t| t.start.is_finite() && t.end.is_finite())
             .map(|t| TurnRecord {
                 start: t.start,
                 end: t.end,
@@ -337,6 +388,62 @@ impl Runner {
             segment_speakers,
         })
     }
+}
+
+/// What to write when a run ends.
+enum Ending {
+    Write(Outcome),
+    /// Give the job back to the queue, same attempt (stopped by a graceful shutdown).
+    Release,
+    /// Write nothing: the claim is gone.
+    Nothing,
+}
+
+impl Ending {
+    fn label(&self) -> &'static str {
+        match self {
+            Ending::Write(Outcome::Completed(_)) => "completed",
+            Ending::Write(Outcome::Failed(_)) => "failed",
+            Ending::Write(Outcome::Cancelled) => "cancelled",
+            Ending::Release => "released",
+            Ending::Nothing => "abandoned",
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs a store call again while it fails only because the database is busy (a few times, with
+/// backoff), so a moment of contention does not fail a job.
+async fn retry_busy<T, F, Fut>(mut call: F) -> StoreResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = StoreResult<T>>,
+{
+    let mut delay = Duration::from_millis(50);
+    for _ in 0..5 {
+        match call().await {
+            Err(e) if e.is_busy() => {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            other => return other,
+        }
+    }
+    call().await
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 /// For each segment, the speaker whose turns overlap it longest (ties: the speaker first in `turns`);

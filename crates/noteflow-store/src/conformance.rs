@@ -42,6 +42,8 @@ macro_rules! conformance_tests {
                 count_by_state_lists_every_state,
                 meeting_create_get_and_unknown,
                 segments_are_ordered_and_replaced,
+                replace_segments_refused_while_a_job_is_active,
+                replace_segments_refuses_non_finite_bounds,
                 audio_round_trip_and_meeting_info,
                 put_audio_refused_while_a_job_is_active,
                 delete_meeting_cascades,
@@ -62,6 +64,11 @@ macro_rules! conformance_tests {
                 finish_completed_stores_result_and_relabels,
                 finish_failed_and_cancelled,
                 finish_with_stale_claim_changes_nothing,
+                finish_refuses_non_finite_turns,
+                release_requeues_with_the_same_attempt,
+                release_with_stale_claim_changes_nothing,
+                release_with_cancel_requested_cancels,
+                released_job_is_not_recovered,
                 terminal_jobs_never_change,
                 cancel_queued_running_and_unknown,
                 recover_requeues_other_workers_jobs,
@@ -71,6 +78,9 @@ macro_rules! conformance_tests {
                 stale_worker_after_recovery_is_ignored,
             );
 
+            // Both stores in this crate serialise writes (one mutex; one writer connection with
+            // IMMEDIATE transactions), so this cannot fail for them: it guards future stores with
+            // concurrent writers (PostgreSQL), on real threads.
             #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn claim_next_never_claims_a_job_twice() {
                 let (store, _guard) = $factory.await;
@@ -326,6 +336,145 @@ pub async fn segments_are_ordered_and_replaced<S: JobStore>(store: S) {
     );
 }
 
+pub async fn replace_segments_refused_while_a_job_is_active<S: JobStore>(store: S) {
+    let meeting = meeting_with_audio(&store).await;
+    let original = vec![segment(0.0, "a", Some("x")), segment(1.0, "b", None)];
+    store
+        .replace_segments(meeting, original.clone())
+        .await
+        .unwrap();
+    let segments_before = store.get_meeting(meeting).await.unwrap().unwrap().segments;
+    let replacement = || vec![segment(9.0, "new", None)];
+    let assert_busy = |result: Result<u32, StoreError>, when: &str| {
+        let err = result.unwrap_err();
+        assert!(
+            matches!(err, StoreError::MeetingBusy(id) if id == meeting),
+            "{when}: {err:?}"
+        );
+    };
+
+    let queued = create(&store, new_job(meeting)).await;
+    assert_busy(
+        store.replace_segments(meeting, replacement()).await,
+        "QUEUED",
+    );
+    assert_busy(
+        store.replace_segments(meeting, vec![]).await,
+        "QUEUED, empty",
+    );
+    let (_, c) = claim(&store, "w").await;
+    assert_busy(
+        store.replace_segments(meeting, replacement()).await,
+        "RUNNING",
+    );
+    store.cancel(queued.id).await.unwrap();
+    assert_busy(
+        store.replace_segments(meeting, replacement()).await,
+        "RUNNING with a cancel requested",
+    );
+    assert_eq!(
+        store.get_meeting(meeting).await.unwrap().unwrap().segments,
+        segments_before,
+        "refused imports change nothing"
+    );
+
+    // The run's relabelling applies to the segments it was started for.
+    let outcome = completed(vec![turn(0.0, 1.0, "S")], &["S"], &[(1, "S")]);
+    assert!(store.finish(&c, outcome).await.unwrap());
+    let segments = store.get_meeting(meeting).await.unwrap().unwrap().segments;
+    assert_eq!(segments[1].text, "b");
+    assert_eq!(segments[1].speaker.as_deref(), Some("S"));
+
+    // Allowed again once the job is terminal (COMPLETED, or CANCELLED while QUEUED).
+    assert_eq!(
+        store
+            .replace_segments(meeting, replacement())
+            .await
+            .unwrap(),
+        1
+    );
+    let next = create(&store, new_job(meeting)).await;
+    assert_busy(
+        store.replace_segments(meeting, original.clone()).await,
+        "QUEUED again",
+    );
+    store.cancel(next.id).await.unwrap();
+    assert_eq!(store.replace_segments(meeting, original).await.unwrap(), 2);
+
+    // Other meetings are not affected by this meeting's job.
+    let other = meeting_with_audio(&store).await;
+    create(&store, new_job(meeting)).await;
+    assert_eq!(
+        store.replace_segments(other, replacement()).await.unwrap(),
+        1
+    );
+}
+
+pub async fn replace_segments_refuses_non_finite_bounds<S: JobStore>(store: S) {
+    let meeting = store.create_meeting("m").await.unwrap().id;
+    store
+        .replace_segments(meeting, vec![segment(0.0, "kept", Some("x"))])
+        .await
+        .unwrap();
+    let before = store.get_meeting(meeting).await.unwrap().unwrap();
+
+    let bad_bounds = [
+        (f64::NAN, 1.0),
+        (0.0, f64::NAN),
+        (f64::INFINITY, 1.0),
+        (0.0, f64::INFINITY),
+        (f64::NEG_INFINITY, 1.0),
+    ];
+    for (start, end) in bad_bounds {
+        let mut segments = vec![
+            segment(0.0, "fine", None),
+            segment(1.0, "also fine", None),
+            segment(2.0, "bad", None),
+        ];
+        segments[2].start = start;
+        segments[2].end = end;
+        let err = store.replace_segments(meeting, segments).await.unwrap_err();
+        match &err {
+            StoreError::InvalidInput(message) => {
+                assert!(message.contains("segment 2"), "names the index: {message}")
+            }
+            other => panic!("({start}, {end}): expected InvalidInput, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        store.get_meeting(meeting).await.unwrap().unwrap(),
+        before,
+        "nothing changed"
+    );
+
+    // The input is checked first: the same error for an unknown or busy meeting.
+    let nan = || {
+        vec![SegmentInput {
+            start: f64::NAN,
+            ..segment(0.0, "x", None)
+        }]
+    };
+    let err = store
+        .replace_segments(MeetingId::new_random(), nan())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
+    let busy = queued_job(&store).await.meeting_id;
+    let err = store.replace_segments(busy, nan()).await.unwrap_err();
+    assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
+
+    // Finite extremes are fine.
+    let extremes = vec![SegmentInput {
+        start: -0.0,
+        end: f64::MAX,
+        text: "wide".into(),
+        speaker: None,
+    }];
+    assert_eq!(store.replace_segments(meeting, extremes).await.unwrap(), 1);
+    let stored = &store.get_meeting(meeting).await.unwrap().unwrap().segments[0];
+    assert_eq!((stored.start, stored.end), (0.0, f64::MAX));
+}
+
 pub async fn audio_round_trip_and_meeting_info<S: JobStore>(store: S) {
     let meeting = store.create_meeting("m").await.unwrap().id;
     assert_eq!(store.get_audio(meeting).await.unwrap(), None);
@@ -449,6 +598,7 @@ pub async fn delete_meeting_cascades<S: JobStore>(store: S) {
         .finish(&running_claim, completed(vec![], &[], &[]))
         .await
         .unwrap());
+    assert!(!store.release(&running_claim).await.unwrap());
     assert_eq!(counts(&store).await, expect_counts(&[]));
     let page = store
         .list_jobs(&JobFilter::default(), 10, None)
@@ -474,12 +624,12 @@ pub async fn delete_meeting_cascades<S: JobStore>(store: S) {
 pub async fn delete_meeting_frees_request_ids_and_spares_other_meetings<S: JobStore>(store: S) {
     let doomed = meeting_with_audio(&store).await;
     let kept = meeting_with_audio(&store).await;
-    create(&store, with_request_id(doomed, "req-1")).await;
-    let kept_job = create(&store, with_request_id(kept, "req-2")).await;
     store
         .replace_segments(kept, vec![segment(0.0, "stay", None)])
         .await
         .unwrap();
+    create(&store, with_request_id(doomed, "req-1")).await;
+    let kept_job = create(&store, with_request_id(kept, "req-2")).await;
 
     assert!(store.delete_meeting(doomed).await.unwrap());
 
@@ -1332,6 +1482,252 @@ pub async fn finish_with_stale_claim_changes_nothing<S: JobStore>(store: S) {
     assert_eq!(job(&store, c.job_id).await.speakers, ["R"]);
 }
 
+pub async fn finish_refuses_non_finite_turns<S: JobStore>(store: S) {
+    let meeting = meeting_with_audio(&store).await;
+    store
+        .replace_segments(meeting, vec![segment(0.0, "a", Some("x"))])
+        .await
+        .unwrap();
+    let created = create(&store, new_job(meeting)).await;
+    let (_, c) = claim(&store, "w").await;
+    store.heartbeat(&c, Some(0.5), LEASE).await.unwrap();
+    let before = job(&store, created.id).await;
+
+    let bad_bounds = [
+        (f64::NAN, 1.0),
+        (0.0, f64::NAN),
+        (f64::INFINITY, 1.0),
+        (0.0, f64::NEG_INFINITY),
+    ];
+    for (start, end) in bad_bounds {
+        let turns = vec![turn(0.0, 1.0, "A"), turn(start, end, "B")];
+        let outcome = completed(turns, &["A", "B"], &[(0, "A")]);
+        let err = store.finish(&c, outcome).await.unwrap_err();
+        match &err {
+            StoreError::InvalidInput(message) => {
+                assert!(message.contains("turn 1"), "names the index: {message}")
+            }
+            other => panic!("({start}, {end}): expected InvalidInput, got {other:?}"),
+        }
+    }
+    // Checked before the claim: a stale claim with a bad result gets the same error.
+    let stale = Claim {
+        attempt: 7,
+        ..c.clone()
+    };
+    let outcome = completed(vec![turn(f64::NAN, 1.0, "A")], &["A"], &[]);
+    let err = store.finish(&stale, outcome).await.unwrap_err();
+    assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
+
+    assert_eq!(
+        job(&store, created.id).await,
+        before,
+        "nothing changed, not even the state"
+    );
+    assert_eq!(store.result_turns(created.id).await.unwrap(), None);
+    let segments = store.get_meeting(meeting).await.unwrap().unwrap().segments;
+    assert_eq!(segments[0].speaker.as_deref(), Some("x"), "no relabelling");
+
+    // The claim still holds and a good result goes through.
+    assert_eq!(
+        store.heartbeat(&c, None, LEASE).await.unwrap(),
+        Heartbeat::Continue
+    );
+    let outcome = completed(vec![turn(0.0, 1.0, "A")], &["A"], &[(0, "A")]);
+    assert!(store.finish(&c, outcome).await.unwrap());
+    assert_eq!(job(&store, created.id).await.state, JobState::Completed);
+    assert_eq!(
+        store.result_turns(created.id).await.unwrap(),
+        Some(vec![turn(0.0, 1.0, "A")])
+    );
+}
+
+pub async fn release_requeues_with_the_same_attempt<S: JobStore>(store: S) {
+    let first = queued_job(&store).await;
+    let second = queued_job(&store).await;
+    let third = queued_job(&store).await;
+    let (_, c1) = claim(&store, "stopping").await;
+    let (_, c2) = claim(&store, "stopping").await;
+    store.heartbeat(&c2, Some(0.7), LEASE).await.unwrap();
+
+    assert!(store.release(&c2).await.unwrap());
+    let released = job(&store, second.id).await;
+    assert_eq!(released.state, JobState::Queued);
+    assert_eq!(released.attempt, 1, "a release uses up no attempt");
+    assert_eq!(released.progress, 0.0);
+    assert_eq!((released.started_at, released.finished_at), (None, None));
+    assert_eq!(released.error, None);
+    assert!(!released.cancel_requested);
+    assert_unclaimed(&released);
+    assert_eq!(
+        (released.seq, released.created_at),
+        (second.seq, second.created_at),
+        "keeps its place"
+    );
+    assert_eq!(
+        counts(&store).await,
+        expect_counts(&[(JobState::Queued, 2), (JobState::Running, 1)])
+    );
+
+    // The released claim is dead.
+    assert_eq!(
+        store.heartbeat(&c2, Some(0.9), LEASE).await.unwrap(),
+        Heartbeat::Lost
+    );
+    assert!(!store
+        .finish(&c2, Outcome::Failed("late".into()))
+        .await
+        .unwrap());
+    assert!(!store.release(&c2).await.unwrap(), "released once only");
+    assert_eq!(job(&store, second.id).await, released);
+
+    // It is claimed again ahead of the younger queued job, with the same attempt.
+    let (again, c) = claim(&store, "next-process").await;
+    assert_eq!(again.id, second.id);
+    assert_eq!((again.attempt, c.attempt), (1, 1));
+    assert_eq!(again.worker_id.as_deref(), Some("next-process"));
+    assert!(store.release(&c1).await.unwrap());
+    let (again, _) = claim(&store, "next-process").await;
+    assert_eq!(again.id, first.id);
+    let (last, _) = claim(&store, "next-process").await;
+    assert_eq!(last.id, third.id);
+
+    // A released job can complete normally.
+    assert!(store
+        .finish(&c, completed(vec![turn(0.0, 1.0, "S")], &["S"], &[]))
+        .await
+        .unwrap());
+    let done = job(&store, second.id).await;
+    assert_eq!((done.state, done.attempt), (JobState::Completed, 1));
+}
+
+pub async fn release_with_stale_claim_changes_nothing<S: JobStore>(store: S) {
+    let queued = queued_job(&store).await;
+    let never_claimed = Claim {
+        job_id: queued.id,
+        attempt: 1,
+        worker: worker("w"),
+    };
+    assert!(!store.release(&never_claimed).await.unwrap(), "QUEUED");
+    assert_eq!(job(&store, queued.id).await, queued);
+
+    let (_, c) = claim(&store, "w").await;
+    let before = job(&store, c.job_id).await;
+    let stale = [
+        Claim {
+            attempt: 2,
+            ..c.clone()
+        },
+        Claim {
+            worker: worker("someone-else"),
+            ..c.clone()
+        },
+        Claim {
+            job_id: JobId::new_random(),
+            ..c.clone()
+        },
+    ];
+    for claim in &stale {
+        assert!(!store.release(claim).await.unwrap(), "{claim:?}");
+    }
+    assert_eq!(job(&store, c.job_id).await, before);
+
+    // After a recovery took the claim over, the old worker cannot release it.
+    store
+        .recover_abandoned(&worker("new"), 3, Millis::MAX)
+        .await
+        .unwrap();
+    let requeued = job(&store, c.job_id).await;
+    assert_eq!((requeued.state, requeued.attempt), (JobState::Queued, 2));
+    assert!(!store.release(&c).await.unwrap());
+    let (_, new) = claim(&store, "new").await;
+    let running = job(&store, c.job_id).await;
+    assert!(!store.release(&c).await.unwrap(), "RUNNING, newer attempt");
+    assert_eq!(job(&store, c.job_id).await, running);
+
+    assert!(store
+        .finish(&new, Outcome::Failed("x".into()))
+        .await
+        .unwrap());
+    let failed = job(&store, c.job_id).await;
+    assert!(!store.release(&new).await.unwrap(), "terminal");
+    assert_eq!(job(&store, c.job_id).await, failed);
+}
+
+pub async fn release_with_cancel_requested_cancels<S: JobStore>(store: S) {
+    let j = queued_job(&store).await;
+    let (claimed, c) = claim(&store, "w").await;
+    store.heartbeat(&c, Some(0.4), LEASE).await.unwrap();
+    store.cancel(j.id).await.unwrap();
+
+    let before = now_millis();
+    assert!(store.release(&c).await.unwrap());
+    let after = now_millis();
+    let cancelled = job(&store, j.id).await;
+    assert_eq!(cancelled.state, JobState::Cancelled);
+    assert_eq!(cancelled.error.as_deref(), Some("cancelled while running"));
+    assert!((before..=after).contains(&cancelled.finished_at.unwrap()));
+    assert!(cancelled.cancel_requested);
+    assert_eq!(cancelled.attempt, 1);
+    assert_eq!(cancelled.started_at, claimed.started_at, "it did start");
+    assert_eq!(cancelled.progress, 0.4, "progress is kept, as on a cancel");
+    assert_unclaimed(&cancelled);
+    assert_eq!(store.result_turns(j.id).await.unwrap(), None);
+
+    assert!(
+        store
+            .claim_next(&worker("w"), LEASE)
+            .await
+            .unwrap()
+            .is_none(),
+        "not claimable"
+    );
+    assert!(!store.release(&c).await.unwrap());
+    assert!(!store.finish(&c, Outcome::Cancelled).await.unwrap());
+    assert_eq!(
+        store.cancel(j.id).await.unwrap(),
+        Some(CancelRequest::AlreadyTerminal(cancelled.clone()))
+    );
+    assert_eq!(job(&store, j.id).await, cancelled);
+}
+
+pub async fn released_job_is_not_recovered<S: JobStore>(store: S) {
+    let j = queued_job(&store).await;
+    let (_, c) = store
+        .claim_next(&worker("stopping"), Duration::ZERO)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store.release(&c).await.unwrap());
+    let released = job(&store, j.id).await;
+
+    // Its claim (with a lease that has lapsed) is gone: there is nothing to take over.
+    assert_eq!(
+        store
+            .recover_abandoned(&worker("next"), 3, Millis::MAX)
+            .await
+            .unwrap(),
+        Recovery::default()
+    );
+    assert_eq!(job(&store, j.id).await, released);
+    let (again, c) = claim(&store, "next").await;
+    assert_eq!((again.id, c.attempt), (j.id, 1));
+
+    // With a single attempt allowed, a released job still gets its one run.
+    let k = queued_job(&store).await;
+    let (_, c) = claim(&store, "stopping").await;
+    assert!(store.release(&c).await.unwrap());
+    assert_eq!(
+        store
+            .recover_abandoned(&worker("next"), 1, Millis::MAX)
+            .await
+            .unwrap(),
+        Recovery::default()
+    );
+    let (again, _) = claim(&store, "next").await;
+    assert_eq!((again.id, again.attempt), (k.id, 1));
+}
+
 pub async fn terminal_jobs_never_change<S: JobStore>(store: S) {
     let meeting = meeting_with_audio(&store).await;
     store
@@ -1378,6 +1774,7 @@ pub async fn terminal_jobs_never_change<S: JobStore>(store: S) {
             .await
             .unwrap());
         assert!(!store.finish(&claim, Outcome::Cancelled).await.unwrap());
+        assert!(!store.release(&claim).await.unwrap());
         assert_eq!(
             store.heartbeat(&claim, Some(0.5), LEASE).await.unwrap(),
             Heartbeat::Lost
@@ -1698,6 +2095,8 @@ pub async fn stale_worker_after_recovery_is_ignored<S: JobStore>(store: S) {
         .finish(&forged, Outcome::Failed("x".into()))
         .await
         .unwrap());
+    assert!(!store.release(&old).await.unwrap());
+    assert!(!store.release(&forged).await.unwrap());
     let j = job(&store, created.id).await;
     assert_eq!((j.state, j.progress), (JobState::Running, 0.0));
 

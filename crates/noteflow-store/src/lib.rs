@@ -9,8 +9,8 @@
 //! - [`conformance`] (feature `conformance`): the one test suite every store must pass.
 //!
 //! The job state machine lives in the stores' guarded updates: a job row changes state only through
-//! [`JobStore::claim_next`], [`JobStore::heartbeat`], [`JobStore::finish`], [`JobStore::cancel`] and
-//! [`JobStore::recover_abandoned`], and every update by a worker checks the job's state, attempt and
+//! [`JobStore::claim_next`], [`JobStore::heartbeat`], [`JobStore::finish`], [`JobStore::release`],
+//! [`JobStore::cancel`] and [`JobStore::recover_abandoned`], and every update by a worker checks the job's state, attempt and
 //! worker in the same statement. A write by a stale worker (one whose claim was recovered or whose job
 //! was cancelled or deleted) changes nothing and is reported to the caller, which counts it.
 //!
@@ -394,6 +394,12 @@ pub enum StoreError {
     },
     #[error("meeting {0} has an active diarization job; wait for it or cancel it before replacing its audio")]
     MeetingBusy(MeetingId),
+    #[error(
+        "the data directory {path} is in use by another noteflow server (its lock file is held)"
+    )]
+    Locked { path: String },
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
     #[error("cannot open the database at {path}: {source}")]
     Open {
         path: String,
@@ -446,7 +452,9 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Replaces the meeting's transcript segments with `segments` (indices 0..n in the given order);
     /// returns n. Replacing rather than appending keeps a retried import from duplicating segments.
-    /// Errors: `MeetingNotFound`.
+    /// Errors: `MeetingNotFound`; `MeetingBusy` while the meeting has a QUEUED or RUNNING job (its
+    /// result relabels segments by index, which must still name the same segments);
+    /// `InvalidInput` for a non-finite start or end.
     async fn replace_segments(
         &self,
         id: MeetingId,
@@ -495,8 +503,20 @@ pub trait JobStore: Send + Sync + 'static {
     /// Ends the claimed run: COMPLETED (with its result, the segment relabelling, progress 1 and
     /// `segments_updated`, all in one transaction), FAILED (with the message) or CANCELLED; sets
     /// `finished_at` and clears the lease. Returns `false`, changing nothing, when the claim no longer
-    /// matches (a stale worker).
+    /// matches (a stale worker). `InvalidInput` (changing nothing) for a turn with a non-finite bound.
     async fn finish(&self, claim: &Claim, outcome: Outcome) -> StoreResult<bool>;
+
+    /// Gives the claimed job back without using up an attempt (a graceful shutdown stopped the run):
+    /// RUNNING → QUEUED with the same attempt, progress 0, no worker, no lease, `started_at` cleared;
+    /// a pending cancel request → CANCELLED instead (error "cancelled while running"). Returns
+    /// `false`, changing nothing, when the claim no longer matches. For shutdown only: a claim is
+    /// (job, attempt, worker), so if the same worker claimed the job again, a leftover task of the
+    /// released run would hold a claim identical to the new run's.
+    ///
+    /// (A store for several processes at READ COMMITTED must also lock the meeting row in
+    /// `create_job`, `put_audio` and `replace_segments`: their "no active job" checks read one
+    /// table and write another, which a guard in one UPDATE cannot cover.)
+    async fn release(&self, claim: &Claim) -> StoreResult<bool>;
 
     /// Asks for a cancel. QUEUED → CANCELLED at once (`finished_at` set, error "cancelled before it
     /// started"); RUNNING → cancel flag set; terminal → unchanged. `None` when the job does not exist.

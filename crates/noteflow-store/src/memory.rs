@@ -5,7 +5,10 @@
 //! deployments that accept losing everything on restart.
 //!
 //! Every method takes the mutex once and does all of its reading and writing under it, which is what
-//! makes each call atomic. Nothing inside the critical sections awaits.
+//! makes each call atomic. Nothing inside the critical sections awaits. Every state change is decided
+//! by looking at the state it leaves (a QUEUED job for a claim, a matching claim for a worker's
+//! update, an expired claim for recovery) under that same lock: the in-memory form of the guard
+//! that the SQL stores put in each `UPDATE`'s `WHERE`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -48,6 +51,39 @@ pub(crate) fn lease_deadline(now: Millis, lease: Duration) -> Millis {
 /// false against everything and, in SQLite, be stored as NULL).
 pub(crate) fn usable_progress(progress: Option<f32>) -> Option<f32> {
     progress.filter(|p| !p.is_nan()).map(|p| p.clamp(0.0, 1.0))
+}
+
+/// `InvalidInput` unless every segment's bounds are finite numbers (NaN or an infinity would make
+/// the transcript unorderable, and SQLite stores NaN as NULL).
+pub(crate) fn check_segments(segments: &[SegmentInput]) -> StoreResult<()> {
+    match segments
+        .iter()
+        .position(|s| !(s.start.is_finite() && s.end.is_finite()))
+    {
+        None => Ok(()),
+        Some(index) => {
+            let SegmentInput { start, end, .. } = &segments[index];
+            Err(StoreError::InvalidInput(format!(
+                "segment {index} has a non-finite bound (start {start}, end {end})"
+            )))
+        }
+    }
+}
+
+/// `InvalidInput` unless every result turn's bounds are finite numbers.
+pub(crate) fn check_turns(turns: &[TurnRecord]) -> StoreResult<()> {
+    match turns
+        .iter()
+        .position(|t| !(t.start.is_finite() && t.end.is_finite()))
+    {
+        None => Ok(()),
+        Some(index) => {
+            let TurnRecord { start, end, .. } = &turns[index];
+            Err(StoreError::InvalidInput(format!(
+                "result turn {index} has a non-finite bound (start {start}, end {end})"
+            )))
+        }
+    }
 }
 
 /// The page made of `jobs` (newest first), which holds up to `limit + 1` jobs: the extra one, when
@@ -254,6 +290,9 @@ impl JobStore for MemoryStore {
         id: MeetingId,
         segments: Vec<SegmentInput>,
     ) -> StoreResult<u32> {
+        // The input is checked before anything is looked up, so a bad import is refused the same
+        // way whatever the meeting's state.
+        check_segments(&segments)?;
         let count = count_u32(segments.len())?;
         let segments = segments
             .into_iter()
@@ -267,6 +306,11 @@ impl JobStore for MemoryStore {
             })
             .collect();
         let mut state = self.state()?;
+        if state.active_job(id).is_some() {
+            // Its result relabels segments by index: they must still be the segments it was
+            // started for.
+            return Err(StoreError::MeetingBusy(id));
+        }
         let meeting = state
             .meetings
             .get_mut(&id)
@@ -426,6 +470,10 @@ impl JobStore for MemoryStore {
     }
 
     async fn finish(&self, claim: &Claim, outcome: Outcome) -> StoreResult<bool> {
+        // Checked before the claim, as in every store: a bad result is refused whoever sends it.
+        if let Outcome::Completed(result) = &outcome {
+            check_turns(&result.turns)?;
+        }
         let mut state = self.state()?;
         let Some(stored) = state.claimed_mut(claim) else {
             return Ok(false);
@@ -470,6 +518,28 @@ impl JobStore for MemoryStore {
                     }
                 }
             }
+        }
+        Ok(true)
+    }
+
+    async fn release(&self, claim: &Claim) -> StoreResult<bool> {
+        let mut state = self.state()?;
+        let Some(stored) = state.claimed_mut(claim) else {
+            return Ok(false);
+        };
+        let job = &mut stored.job;
+        job.worker_id = None;
+        job.lease_expires_at = None;
+        if job.cancel_requested {
+            // The cancel wins: the job is not run again.
+            job.state = JobState::Cancelled;
+            job.error = Some(CANCELLED_WHILE_RUNNING.to_owned());
+            job.finished_at = Some(now_millis());
+        } else {
+            // Back in the queue at its old place (its seq), with the attempt it had.
+            job.state = JobState::Queued;
+            job.progress = 0.0;
+            job.started_at = None;
         }
         Ok(true)
     }

@@ -10,8 +10,13 @@
 //!   user_version` records how many have been applied.
 //! - SQLite calls block, so each call runs on tokio's blocking thread pool.
 //!
-//! Every worker update is a single `UPDATE` whose `WHERE` checks the claim (state RUNNING, attempt,
-//! worker), so a stale worker's write matches no row and changes nothing.
+//! Every state-changing `UPDATE` carries its guard in its own `WHERE`: a worker's update checks the
+//! claim (state RUNNING, attempt, worker), so a stale worker's write matches no row and changes
+//! nothing; a cancel checks the state it read; recovery checks the claim and the expired lease it
+//! read. The single writer and IMMEDIATE transactions already rule out a change between the read
+//! and the write, so here the guards are defence in depth; they are also what keeps the same
+//! statements correct in a store whose transactions run at READ COMMITTED (PostgreSQL), where an
+//! update that matches nothing means another transaction got there first.
 
 use std::collections::BTreeMap;
 use std::error::Error;
@@ -27,8 +32,8 @@ use rusqlite::{
 };
 
 use crate::memory::{
-    count_u32, into_page, lease_deadline, out_of_attempts_message, usable_progress,
-    CANCELLED_BEFORE_START, CANCELLED_BY_RECOVERY, CANCELLED_WHILE_RUNNING,
+    check_segments, check_turns, count_u32, into_page, lease_deadline, out_of_attempts_message,
+    usable_progress, CANCELLED_BEFORE_START, CANCELLED_BY_RECOVERY, CANCELLED_WHILE_RUNNING,
 };
 use crate::{
     now_millis, AudioInfo, CancelRequest, Claim, Created, Heartbeat, IdError, Job, JobFilter,
@@ -41,6 +46,9 @@ const LOCK_FILE: &str = "noteflow.lock";
 /// Enough for concurrent status polling; each reader is one open file and a page cache.
 const READERS: usize = 4;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How many times `cancel` reads the job again when its guarded update matched nothing (the job
+/// changed state in between). Never more than once here (see the module documentation).
+const CANCEL_ROUNDS: usize = 4;
 
 /// The schema, one migration per entry, applied in order. Never edit an entry once released: add one.
 const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
@@ -79,8 +87,9 @@ fn open_error(db_path: &Path, source: impl Into<BoxError>) -> StoreError {
 
 impl SqliteStore {
     /// Opens (creating if needed) the store in `data_dir`, applying any pending migrations. Fails
-    /// with [`StoreError::Open`] when the directory cannot be created, another process holds it, or
-    /// the database was written by a newer version of noteflow.
+    /// with [`StoreError::Locked`] when another store (in this process or another) holds the
+    /// directory, and with [`StoreError::Open`] when the directory cannot be created or locked or
+    /// the database cannot be opened (not a database, or written by a newer version of noteflow).
     pub fn open(data_dir: &Path) -> StoreResult<SqliteStore> {
         let path = data_dir.join(DB_FILE);
         if data_dir.exists() && !data_dir.is_dir() {
@@ -96,7 +105,7 @@ impl SqliteStore {
                 ),
             )
         })?;
-        let lock = lock_data_dir(data_dir).map_err(|e| open_error(&path, e))?;
+        let lock = lock_data_dir(data_dir, &path)?;
 
         let mut writer = open_writer(&path).map_err(|e| open_error(&path, e))?;
         migrate(&mut writer).map_err(|e| open_error(&path, e))?;
@@ -176,7 +185,9 @@ where
         .map_err(|e| StoreError::Task(e.to_string()))?
 }
 
-fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, BoxError> {
+/// The data directory's lock file, locked exclusively: [`StoreError::Locked`] when another store
+/// holds it, [`StoreError::Open`] (about `db_path`) when it cannot be opened or locked at all.
+fn lock_data_dir(data_dir: &Path, db_path: &Path) -> StoreResult<std::fs::File> {
     let lock_path = data_dir.join(LOCK_FILE);
     let file = std::fs::File::options()
         .read(true)
@@ -184,18 +195,18 @@ fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, BoxError> {
         .create(true)
         .truncate(false)
         .open(&lock_path)
-        .map_err(|e| format!("cannot open the lock file {}: {e}", lock_path.display()))?;
+        .map_err(|e| {
+            let why = format!("cannot open the lock file {}: {e}", lock_path.display());
+            open_error(db_path, why)
+        })?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
-            "another noteflow server is using the data directory {} (it holds the lock on {}); \
-             stop it or choose another data directory",
-            data_dir.display(),
-            lock_path.display()
-        )
-        .into()),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked {
+            path: data_dir.display().to_string(),
+        }),
         Err(std::fs::TryLockError::Error(e)) => {
-            Err(format!("cannot lock {}: {e}", lock_path.display()).into())
+            let why = format!("cannot lock {}: {e}", lock_path.display());
+            Err(open_error(db_path, why))
         }
     }
 }
@@ -500,12 +511,17 @@ impl JobStore for SqliteStore {
         id: MeetingId,
         segments: Vec<SegmentInput>,
     ) -> StoreResult<u32> {
+        // Before anything is looked up, as in every store (SQLite would store a NaN as NULL).
+        check_segments(&segments)?;
         let count = count_u32(segments.len())?;
         self.write(move |conn| {
             let key = id.to_string();
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             if !meeting_exists(&tx, &key)? {
                 return Err(StoreError::MeetingNotFound(id));
+            }
+            if query_job(&tx, SELECT_ACTIVE_JOB, [&key])?.is_some() {
+                return Err(StoreError::MeetingBusy(id));
             }
             tx.prepare_cached("DELETE FROM segments WHERE meeting_id = ?1")?
                 .execute([&key])?;
@@ -663,11 +679,14 @@ impl JobStore for SqliteStore {
         self.write(move |conn| {
             let now = now_millis();
             // One statement: finding the oldest queued job and taking it cannot be split by another
-            // claimer.
+            // claimer. The outer `state = 'QUEUED'` is the guard: at READ COMMITTED a concurrent
+            // claimer of the same row would otherwise take it a second time (PostgreSQL would also
+            // add FOR UPDATE SKIP LOCKED to the subquery so that it moves on to the next job).
             let claim = concat!(
                 "UPDATE jobs SET state = 'RUNNING', worker_id = ?1, started_at = ?2, progress = 0, \
                  lease_expires_at = ?3 \
                  WHERE seq = (SELECT seq FROM jobs WHERE state = 'QUEUED' ORDER BY seq LIMIT 1) \
+                 AND state = 'QUEUED' \
                  RETURNING ",
                 job_columns!()
             );
@@ -724,6 +743,10 @@ impl JobStore for SqliteStore {
     }
 
     async fn finish(&self, claim: &Claim, outcome: Outcome) -> StoreResult<bool> {
+        // Checked before the claim, as in every store: a bad result is refused whoever sends it.
+        if let Outcome::Completed(result) = &outcome {
+            check_turns(&result.turns)?;
+        }
         let claim = claim.clone();
         self.write(move |conn| {
             // NULL leaves a column as it is.
@@ -802,40 +825,77 @@ impl JobStore for SqliteStore {
         .await
     }
 
+    async fn release(&self, claim: &Claim) -> StoreResult<bool> {
+        let claim = claim.clone();
+        self.write(move |conn| {
+            // One guarded statement; every right-hand side sees the row as it was, so the cancel
+            // flag picks the branch for all the columns at once.
+            let released = conn
+                .prepare_cached(
+                    "UPDATE jobs SET \
+                     state = CASE WHEN cancel_requested THEN 'CANCELLED' ELSE 'QUEUED' END, \
+                     error = CASE WHEN cancel_requested THEN ?1 ELSE error END, \
+                     finished_at = CASE WHEN cancel_requested THEN ?2 ELSE NULL END, \
+                     progress = CASE WHEN cancel_requested THEN progress ELSE 0 END, \
+                     started_at = CASE WHEN cancel_requested THEN started_at ELSE NULL END, \
+                     worker_id = NULL, lease_expires_at = NULL \
+                     WHERE id = ?3 AND state = 'RUNNING' AND attempt = ?4 AND worker_id = ?5",
+                )?
+                .execute(params![
+                    CANCELLED_WHILE_RUNNING,
+                    now_millis(),
+                    claim.job_id.to_string(),
+                    claim.attempt,
+                    claim.worker.as_str()
+                ])?;
+            Ok(released > 0)
+        })
+        .await
+    }
+
     async fn cancel(&self, id: JobId) -> StoreResult<Option<CancelRequest>> {
         self.write(move |conn| {
             let key = id.to_string();
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let Some(job) = query_job(&tx, SELECT_JOB_BY_ID, [&key])? else {
-                return Ok(None);
-            };
-            let request = match job.state {
-                JobState::Queued => {
-                    let sql = concat!(
-                        "UPDATE jobs SET state = 'CANCELLED', finished_at = ?1, error = ?2 \
-                         WHERE id = ?3 RETURNING ",
-                        job_columns!()
-                    );
-                    let job = query_existing_job(
+            let cancel_queued = concat!(
+                "UPDATE jobs SET state = 'CANCELLED', finished_at = ?1, error = ?2 \
+                 WHERE id = ?3 AND state = 'QUEUED' RETURNING ",
+                job_columns!()
+            );
+            let request_cancel = concat!(
+                "UPDATE jobs SET cancel_requested = 1 WHERE id = ?1 AND state = 'RUNNING' \
+                 RETURNING ",
+                job_columns!()
+            );
+            // Each update is guarded by the state it was chosen for. One that matches nothing means
+            // the job changed state since it was read (possible only at READ COMMITTED): read it
+            // again and decide again.
+            for _ in 0..CANCEL_ROUNDS {
+                let Some(job) = query_job(&tx, SELECT_JOB_BY_ID, [&key])? else {
+                    return Ok(None);
+                };
+                let request = match job.state {
+                    JobState::Queued => query_job(
                         &tx,
-                        sql,
+                        cancel_queued,
                         params![now_millis(), CANCELLED_BEFORE_START, key],
-                    )?;
-                    CancelRequest::CancelledQueued(job)
+                    )?
+                    .map(CancelRequest::CancelledQueued),
+                    JobState::Running => {
+                        query_job(&tx, request_cancel, [&key])?.map(CancelRequest::Requested)
+                    }
+                    JobState::Completed | JobState::Failed | JobState::Cancelled => {
+                        return Ok(Some(CancelRequest::AlreadyTerminal(job)));
+                    }
+                };
+                if let Some(request) = request {
+                    tx.commit()?;
+                    return Ok(Some(request));
                 }
-                JobState::Running => {
-                    let sql = concat!(
-                        "UPDATE jobs SET cancel_requested = 1 WHERE id = ?1 RETURNING ",
-                        job_columns!()
-                    );
-                    CancelRequest::Requested(query_existing_job(&tx, sql, [&key])?)
-                }
-                JobState::Completed | JobState::Failed | JobState::Cancelled => {
-                    return Ok(Some(CancelRequest::AlreadyTerminal(job)));
-                }
-            };
-            tx.commit()?;
-            Ok(Some(request))
+            }
+            Err(StoreError::Task(format!(
+                "job {id} kept changing state while being cancelled; try again"
+            )))
         })
         .await
     }
@@ -851,41 +911,72 @@ impl JobStore for SqliteStore {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let abandoned = tx
                 .prepare_cached(
-                    "SELECT id, attempt, cancel_requested FROM jobs \
+                    "SELECT id, attempt, worker_id, cancel_requested FROM jobs \
                      WHERE state = 'RUNNING' AND worker_id <> ?1 AND lease_expires_at <= ?2 \
                      ORDER BY seq",
                 )?
                 .query_map(params![me.as_str(), now], |row| {
-                    Ok((row.get::<_, String>(0)?, row.get::<_, u32>(1)?, row.get::<_, bool>(2)?))
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, u32>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, bool>(3)?,
+                    ))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
 
             // `now` may be Millis::MAX ("every lease"): rows get the real time.
             let finished_at = now_millis();
             let mut recovery = Recovery::default();
-            for (key, attempt, cancel_requested) in abandoned {
+            // Each update is guarded by the claim it takes over, as read above (still RUNNING, same
+            // attempt and worker, lease still lapsed): one that matches nothing lost a race (the
+            // worker finished or heartbeated, another recoverer was first) and is not reported.
+            macro_rules! taken_over {
+                () => {
+                    " WHERE id = ?1 AND state = 'RUNNING' AND attempt = ?2 AND worker_id = ?3 \
+                     AND lease_expires_at <= ?4"
+                };
+            }
+            for (key, attempt, worker_id, cancel_requested) in abandoned {
                 let id: JobId = parse(&key)?;
                 if cancel_requested {
-                    tx.prepare_cached(
-                        "UPDATE jobs SET state = 'CANCELLED', error = ?1, finished_at = ?2, \
-                         worker_id = NULL, lease_expires_at = NULL WHERE id = ?3",
-                    )?
-                    .execute(params![CANCELLED_BY_RECOVERY, finished_at, key])?;
-                    recovery.cancelled.push(id);
+                    let sql = concat!(
+                        "UPDATE jobs SET state = 'CANCELLED', error = ?5, finished_at = ?6, \
+                         worker_id = NULL, lease_expires_at = NULL",
+                        taken_over!()
+                    );
+                    let args = params![
+                        key,
+                        attempt,
+                        worker_id,
+                        now,
+                        CANCELLED_BY_RECOVERY,
+                        finished_at
+                    ];
+                    if tx.prepare_cached(sql)?.execute(args)? > 0 {
+                        recovery.cancelled.push(id);
+                    }
                 } else if attempt < max_attempts {
-                    tx.prepare_cached(
+                    let sql = concat!(
                         "UPDATE jobs SET state = 'QUEUED', attempt = attempt + 1, progress = 0, \
-                         started_at = NULL, worker_id = NULL, lease_expires_at = NULL WHERE id = ?1",
-                    )?
-                    .execute([&key])?;
-                    recovery.requeued.push(id);
+                         started_at = NULL, worker_id = NULL, lease_expires_at = NULL",
+                        taken_over!()
+                    );
+                    let args = params![key, attempt, worker_id, now];
+                    if tx.prepare_cached(sql)?.execute(args)? > 0 {
+                        recovery.requeued.push(id);
+                    }
                 } else {
-                    tx.prepare_cached(
-                        "UPDATE jobs SET state = 'FAILED', error = ?1, finished_at = ?2, \
-                         worker_id = NULL, lease_expires_at = NULL WHERE id = ?3",
-                    )?
-                    .execute(params![out_of_attempts_message(attempt, max_attempts), finished_at, key])?;
-                    recovery.failed.push(id);
+                    let sql = concat!(
+                        "UPDATE jobs SET state = 'FAILED', error = ?5, finished_at = ?6, \
+                         worker_id = NULL, lease_expires_at = NULL",
+                        taken_over!()
+                    );
+                    let message = out_of_attempts_message(attempt, max_attempts);
+                    let args = params![key, attempt, worker_id, now, message, finished_at];
+                    if tx.prepare_cached(sql)?.execute(args)? > 0 {
+                        recovery.failed.push(id);
+                    }
                 }
             }
             tx.commit()?;
@@ -1104,13 +1195,18 @@ mod tests {
     async fn a_locked_data_directory_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let first = SqliteStore::open(dir.path()).unwrap();
-        let message = open_error_message(SqliteStore::open(dir.path()));
+        let data_dir = dir.path().display().to_string();
+        let err = match SqliteStore::open(dir.path()) {
+            Err(err) => err,
+            Ok(store) => panic!("expected StoreError::Locked, got {store:?}"),
+        };
+        let StoreError::Locked { path } = &err else {
+            panic!("expected StoreError::Locked, got {err:?}");
+        };
+        assert_eq!(path, &data_dir, "the data directory, not the database file");
+        let message = err.to_string();
         assert!(
-            message.contains("another noteflow server is using the data directory"),
-            "{message}"
-        );
-        assert!(
-            message.contains(&dir.path().display().to_string()),
+            message.contains("in use by another noteflow server"),
             "{message}"
         );
 

@@ -113,6 +113,7 @@ pub fn store_error(e: StoreError) -> Status {
             status
         }
         StoreError::RequestIdConflict { .. } => Status::already_exists(message),
+        StoreError::InvalidInput(_) => Status::invalid_argument(message),
         ref busy if busy.is_busy() => {
             Status::unavailable(format!("the database is busy; retry shortly ({message})"))
         }

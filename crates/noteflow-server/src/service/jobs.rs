@@ -55,10 +55,14 @@ impl Jobs {
                 "request_id is longer than {MAX_REQUEST_ID_CHARS} characters"
             )));
         }
+        let (new_min, new_max) = (
+            constraints.min().map(|n| n as u32),
+            constraints.max().map(|n| n as u32),
+        );
         let new_job = NewJob {
             meeting_id,
-            min_speakers: constraints.min().map(|n| n as u32),
-            max_speakers: constraints.max().map(|n| n as u32),
+            min_speakers: new_min,
+            max_speakers: new_max,
             request_id: (!request_id.is_empty()).then(|| request_id.to_string()),
         };
         let created = self
@@ -69,6 +73,13 @@ impl Jobs {
             .map_err(store_error)?;
         let is_new = matches!(created, Created::New(_));
         let job = created.into_job();
+        let same_key = !request_id.is_empty() && job.request_id.as_deref() == Some(request_id);
+        if same_key && (job.min_speakers, job.max_speakers) != (new_min, new_max) {
+            return Err(Status::invalid_argument(format!(
+                "request_id '{request_id}' was already used to start job {} with other speaker settings; use a new request_id for a different request",
+                job.id
+            )));
+        }
         if is_new {
             tracing::info!(job = %job.id, meeting = %meeting_id, "job queued");
             if self.state.mode == StorageMode::Memory {
@@ -416,8 +427,10 @@ async fn watch(
         let message = state.job_message(&job);
         if message != sent {
             sent = message;
-            if tx.send(Ok(sent.clone())).await.is_err() {
-                return;
+            // A client that stops reading must not keep this task (and the server) alive.
+            tokio::select! {
+                sent_ok = tx.send(Ok(sent.clone())) => if sent_ok.is_err() { return },
+                _ = async { let _ = stopping.wait_for(|stop| *stop).await; } => return,
             }
         }
     }

@@ -30,6 +30,16 @@ impl Meetings {
         &self,
         mut stream: Streaming<pb::UploadAudioRequest>,
     ) -> Result<pb::UploadAudioResponse, Status> {
+        let Ok(_slot) = self.state.uploads.clone().try_acquire_owned() else {
+            let mut status = Status::resource_exhausted(
+                "too many uploads in progress on this server; retry shortly",
+            );
+            status.metadata_mut().insert(
+                "grpc-retry-pushback-ms",
+                tonic::metadata::MetadataValue::from_static("2000"),
+            );
+            return Err(status);
+        };
         let limit = self.state.max_upload_bytes;
         let mut meeting: Option<MeetingId> = None;
         let mut format_hint = String::new();
@@ -139,7 +149,6 @@ impl Meetings {
     }
 
     async fn delete(&self, id: MeetingId) -> Result<pb::DeleteMeetingResponse, Status> {
-        // Stop this process's runs of the meeting's jobs first; their claims vanish with the rows.
         let running = self
             .state
             .store
@@ -153,9 +162,6 @@ impl Meetings {
             )
             .await
             .map_err(store_error)?;
-        for job in &running.jobs {
-            self.state.runner.signal_cancel(job.id);
-        }
         if !self
             .state
             .store
@@ -165,7 +171,9 @@ impl Meetings {
         {
             return Err(meeting_not_found(id));
         }
+        // The rows are gone; stop this process's runs of them without writing anything.
         for job in &running.jobs {
+            self.state.runner.abandon(job.id);
             self.state.events.changed(job.id);
         }
         tracing::info!(meeting = %id, "meeting deleted");

@@ -27,6 +27,8 @@ pub struct ServiceState {
     pub max_upload_bytes: usize,
     pub max_queued: u64,
     pub cancel_wait: Duration,
+    /// Uploads in progress (each holds its audio in memory while it is checked).
+    pub uploads: Arc<tokio::sync::Semaphore>,
     /// Becomes true when the server shuts down: long-lived streams end so shutdown is not held up.
     pub stopping: tokio::sync::watch::Receiver<bool>,
 }
