@@ -199,7 +199,22 @@ async fn main() {
         .connect()
         .await
         .unwrap();
-    let ids = Arc::new(seed(channel, options.jobs).await);
+    let ids = Arc::new(seed(channel.clone(), options.jobs).await);
+    // Measure the status path alone: wait until the seeded jobs have finished running.
+    let mut client = DiarizationServiceClient::new(channel);
+    for id in ids.iter() {
+        loop {
+            let job = client
+                .get_diarization_job_status(pb::GetDiarizationJobStatusRequest { job_id: id.clone() })
+                .await
+                .unwrap()
+                .into_inner();
+            if job.status >= pb::JobStatus::Completed as i32 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
     eprintln!(
         "seeded {} jobs on {endpoint}; {} s per level",
         ids.len(),
