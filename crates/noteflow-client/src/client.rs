@@ -17,7 +17,7 @@ use crate::config::ClientConfig;
 use crate::error::ClientError;
 use crate::events::{JobEvent, JobOutcome};
 use crate::follow::{self, JobHandle};
-use crate::retry::{classify, retry_hint, ErrorClass};
+use crate::retry::{classify, effective_code, retry_hint, ErrorClass};
 
 /// How many speakers to ask for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -73,14 +73,22 @@ pub struct Client {
 }
 
 pub(crate) fn is_terminal(status: i32) -> bool {
-    [pb::JobStatus::Completed, pb::JobStatus::Failed, pb::JobStatus::Cancelled]
-        .iter()
-        .any(|s| *s as i32 == status)
+    [
+        pb::JobStatus::Completed,
+        pb::JobStatus::Failed,
+        pb::JobStatus::Cancelled,
+    ]
+    .iter()
+    .any(|s| *s as i32 == status)
 }
 
 pub(crate) fn status_name(status: i32) -> String {
     pb::JobStatus::try_from(status)
-        .map(|s| s.as_str_name().trim_start_matches("JOB_STATUS_").to_string())
+        .map(|s| {
+            s.as_str_name()
+                .trim_start_matches("JOB_STATUS_")
+                .to_string()
+        })
         .unwrap_or_else(|_| format!("status {status}"))
 }
 
@@ -95,6 +103,9 @@ impl Client {
         let endpoint = Endpoint::from_shared(address.to_string())
             .map_err(|e| bad(e.to_string()))?
             .connect_timeout(config.connect_timeout)
+            .http2_keep_alive_interval(config.keepalive_interval)
+            .keep_alive_timeout(config.keepalive_timeout)
+            .keep_alive_while_idle(true)
             .tcp_nodelay(true);
         if endpoint.uri().host().is_none() {
             return Err(bad("no host (expected e.g. http://127.0.0.1:50051)".into()));
@@ -115,25 +126,37 @@ impl Client {
     }
 
     /// Creates a meeting and uploads the file as its audio; returns the meeting id.
-    pub async fn upload_file(&self, path: &Path) -> Result<(String, pb::UploadAudioResponse), ClientError> {
+    pub async fn upload_file(
+        &self,
+        path: &Path,
+    ) -> Result<(String, pb::UploadAudioResponse), ClientError> {
         let bytes = std::fs::read(path).map_err(|e| ClientError::Rejected {
             what: format!("reading {}", path.display()),
             code: tonic::Code::InvalidArgument,
             message: e.to_string(),
         })?;
-        let title = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-        let hint = path.extension().map_or_else(String::new, |e| e.to_string_lossy().into_owned());
+        let title = path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        let hint = path
+            .extension()
+            .map_or_else(String::new, |e| e.to_string_lossy().into_owned());
         let meeting = self.create_meeting(&title).await?;
         let uploaded = self.upload_audio(&meeting, bytes, &hint).await?;
         Ok((meeting, uploaded))
     }
 
     pub async fn create_meeting(&self, title: &str) -> Result<String, ClientError> {
-        let request = pb::CreateMeetingRequest { title: title.to_string() };
+        let request = pb::CreateMeetingRequest {
+            title: title.to_string(),
+        };
         let meeting = self
             .call("CreateMeeting", None, &mut |_, _, _| {}, |mut c| {
                 let request = request.clone();
-                async move { let r = c.request(request); c.meetings.create_meeting(r).await }
+                async move {
+                    let r = c.request(request);
+                    c.meetings.create_meeting(r).await
+                }
             })
             .await?;
         Ok(meeting.id)
@@ -141,10 +164,16 @@ impl Client {
 
     /// Uploads `bytes` as the meeting's audio; a retry sends the whole stream again (the server
     /// stores an upload only once it is complete).
-    pub async fn upload_audio(&self, meeting_id: &str, bytes: Vec<u8>, format_hint: &str) -> Result<pb::UploadAudioResponse, ClientError> {
+    pub async fn upload_audio(
+        &self,
+        meeting_id: &str,
+        bytes: Vec<u8>,
+        format_hint: &str,
+    ) -> Result<pb::UploadAudioResponse, ClientError> {
         let chunk = self.shared.config.upload_chunk_bytes.max(1);
         // Big files need longer than one call's deadline: one more second per MB.
-        let timeout = self.shared.config.call_timeout + Duration::from_secs(bytes.len() as u64 / 1_000_000);
+        let timeout =
+            self.shared.config.call_timeout + Duration::from_secs(bytes.len() as u64 / 1_000_000);
         let bytes = Arc::new(bytes);
         self.call_within(timeout, "UploadAudio", None, &mut |_, _, _| {}, |mut c| {
             let bytes = bytes.clone();
@@ -152,7 +181,10 @@ impl Client {
             async move {
                 let mut messages: Vec<pb::UploadAudioRequest> = bytes
                     .chunks(chunk)
-                    .map(|part| pb::UploadAudioRequest { chunk: part.to_vec(), ..Default::default() })
+                    .map(|part| pb::UploadAudioRequest {
+                        chunk: part.to_vec(),
+                        ..Default::default()
+                    })
                     .collect();
                 if messages.is_empty() {
                     messages.push(pb::UploadAudioRequest::default());
@@ -168,7 +200,11 @@ impl Client {
 
     /// Starts a diarization job with a fresh request id, re-sent unchanged on every retry so a
     /// retried start never creates a second job.
-    pub async fn start_job(&self, meeting_id: &str, speakers: SpeakerRequest) -> Result<StartedJob, ClientError> {
+    pub async fn start_job(
+        &self,
+        meeting_id: &str,
+        speakers: SpeakerRequest,
+    ) -> Result<StartedJob, ClientError> {
         let request_id = uuid::Uuid::new_v4().to_string();
         let request = pb::RefineSpeakerDiarizationRequest {
             meeting_id: meeting_id.to_string(),
@@ -178,10 +214,18 @@ impl Client {
             request_id: request_id.clone(),
         };
         let started = self
-            .call("RefineSpeakerDiarization", None, &mut |_, _, _| {}, |mut c| {
-                let request = request.clone();
-                async move { let r = c.request(request); c.jobs.refine_speaker_diarization(r).await }
-            })
+            .call(
+                "RefineSpeakerDiarization",
+                None,
+                &mut |_, _, _| {},
+                |mut c| {
+                    let request = request.clone();
+                    async move {
+                        let r = c.request(request);
+                        c.jobs.refine_speaker_diarization(r).await
+                    }
+                },
+            )
             .await?;
         Ok(StartedJob {
             job_id: started.job_id,
@@ -196,12 +240,26 @@ impl Client {
         self.status_reporting(job_id, &mut |_, _, _| {}).await
     }
 
-    pub(crate) async fn status_reporting(&self, job_id: &str, on_retry: RetrySink<'_>) -> Result<pb::DiarizationJob, ClientError> {
-        let request = pb::GetDiarizationJobStatusRequest { job_id: job_id.to_string() };
-        self.call("GetDiarizationJobStatus", Some(job_id), on_retry, |mut c| {
-            let request = request.clone();
-            async move { let r = c.request(request); c.jobs.get_diarization_job_status(r).await }
-        })
+    pub(crate) async fn status_reporting(
+        &self,
+        job_id: &str,
+        on_retry: RetrySink<'_>,
+    ) -> Result<pb::DiarizationJob, ClientError> {
+        let request = pb::GetDiarizationJobStatusRequest {
+            job_id: job_id.to_string(),
+        };
+        self.call(
+            "GetDiarizationJobStatus",
+            Some(job_id),
+            on_retry,
+            |mut c| {
+                let request = request.clone();
+                async move {
+                    let r = c.request(request);
+                    c.jobs.get_diarization_job_status(r).await
+                }
+            },
+        )
         .await
     }
 
@@ -209,28 +267,48 @@ impl Client {
         self.result_reporting(job_id, &mut |_, _, _| {}).await
     }
 
-    pub(crate) async fn result_reporting(&self, job_id: &str, on_retry: RetrySink<'_>) -> Result<pb::DiarizationResult, ClientError> {
-        let request = pb::GetDiarizationResultRequest { job_id: job_id.to_string() };
+    pub(crate) async fn result_reporting(
+        &self,
+        job_id: &str,
+        on_retry: RetrySink<'_>,
+    ) -> Result<pb::DiarizationResult, ClientError> {
+        let request = pb::GetDiarizationResultRequest {
+            job_id: job_id.to_string(),
+        };
         self.call("GetDiarizationResult", Some(job_id), on_retry, |mut c| {
             let request = request.clone();
-            async move { let r = c.request(request); c.jobs.get_diarization_result(r).await }
+            async move {
+                let r = c.request(request);
+                c.jobs.get_diarization_result(r).await
+            }
         })
         .await
     }
 
-    pub async fn list(&self, request: pb::ListDiarizationJobsRequest) -> Result<pb::ListDiarizationJobsResponse, ClientError> {
+    pub async fn list(
+        &self,
+        request: pb::ListDiarizationJobsRequest,
+    ) -> Result<pb::ListDiarizationJobsResponse, ClientError> {
         self.call("ListDiarizationJobs", None, &mut |_, _, _| {}, |mut c| {
             let request = request.clone();
-            async move { let r = c.request(request); c.jobs.list_diarization_jobs(r).await }
+            async move {
+                let r = c.request(request);
+                c.jobs.list_diarization_jobs(r).await
+            }
         })
         .await
     }
 
     pub async fn delete_meeting(&self, meeting_id: &str) -> Result<(), ClientError> {
-        let request = pb::DeleteMeetingRequest { meeting_id: meeting_id.to_string() };
+        let request = pb::DeleteMeetingRequest {
+            meeting_id: meeting_id.to_string(),
+        };
         self.call("DeleteMeeting", None, &mut |_, _, _| {}, |mut c| {
             let request = request.clone();
-            async move { let r = c.request(request); c.meetings.delete_meeting(r).await }
+            async move {
+                let r = c.request(request);
+                c.meetings.delete_meeting(r).await
+            }
         })
         .await
         .map(|_| ())
@@ -246,12 +324,22 @@ impl Client {
     /// or the state that won the race. Errors when it is not final within
     /// `follow.cancel_confirm_timeout`.
     pub async fn cancel(&self, job_id: &str) -> Result<CancelOutcome, ClientError> {
-        let request = pb::CancelDiarizationJobRequest { job_id: job_id.to_string() };
+        let request = pb::CancelDiarizationJobRequest {
+            job_id: job_id.to_string(),
+        };
         let answer = self
-            .call("CancelDiarizationJob", Some(job_id), &mut |_, _, _| {}, |mut c| {
-                let request = request.clone();
-                async move { let r = c.request(request); c.jobs.cancel_diarization_job(r).await }
-            })
+            .call(
+                "CancelDiarizationJob",
+                Some(job_id),
+                &mut |_, _, _| {},
+                |mut c| {
+                    let request = request.clone();
+                    async move {
+                        let r = c.request(request);
+                        c.jobs.cancel_diarization_job(r).await
+                    }
+                },
+            )
             .await?;
         let limit = self.shared.config.follow.cancel_confirm_timeout;
         let deadline = tokio::time::Instant::now() + limit;
@@ -278,7 +366,12 @@ impl Client {
                     last_status: status_name(job.status),
                 });
             }
-            let pause = self.shared.config.follow.poll_interval.min(Duration::from_millis(250));
+            let pause = self
+                .shared
+                .config
+                .follow
+                .poll_interval
+                .min(Duration::from_millis(250));
             tokio::time::sleep(pause).await;
         }
     }
@@ -311,7 +404,8 @@ impl Client {
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         let timeout = self.shared.config.call_timeout;
-        self.call_within(timeout, what, job_id, on_retry, attempt).await
+        self.call_within(timeout, what, job_id, on_retry, attempt)
+            .await
     }
 
     async fn call_within<T, F, Fut>(
@@ -339,10 +433,11 @@ impl Client {
                 Ok(Err(status)) => status,
                 Err(_) => Status::deadline_exceeded(format!("no answer within {call_timeout:?}")),
             };
-            if classify(status.code()) == ErrorClass::Fatal {
+            let code = effective_code(&status);
+            if classify(code) == ErrorClass::Fatal {
                 return Err(ClientError::Rejected {
                     what: what.to_string(),
-                    code: status.code(),
+                    code,
                     message: status.message().to_string(),
                 });
             }

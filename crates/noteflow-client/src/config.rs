@@ -10,6 +10,11 @@ pub struct ClientConfig {
     pub call_timeout: Duration,
     /// Time allowed to open a connection.
     pub connect_timeout: Duration,
+    /// HTTP/2 pings on an open connection every this often (also while idle), and the time an
+    /// answer may take: a connection that stopped answering (a half-dead network path) is closed
+    /// and the next call opens a new one, instead of every retry waiting on the dead one.
+    pub keepalive_interval: Duration,
+    pub keepalive_timeout: Duration,
     pub retry: RetryPolicy,
     pub follow: FollowConfig,
     /// Bytes per upload message.
@@ -21,6 +26,8 @@ impl Default for ClientConfig {
         Self {
             call_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
+            keepalive_interval: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(5),
             retry: RetryPolicy::default(),
             follow: FollowConfig::default(),
             upload_chunk_bytes: 1 << 20,

@@ -23,17 +23,25 @@ pub enum JobEvent {
     /// warning is reported once per followed job.
     Warning(String),
     /// The watch stream broke or is not offered; the job is followed by polling from now on.
-    SwitchedToPolling { reason: String },
+    SwitchedToPolling {
+        reason: String,
+    },
     // Final events: exactly one of these ends a successful follow.
     Completed(Box<pb::DiarizationResult>),
-    Failed { message: String },
+    Failed {
+        message: String,
+    },
     Cancelled,
     /// Following stopped without the job ending: no progress for too long, or the overall
     /// deadline passed. The job may still be running.
-    TimedOut { message: String },
+    TimedOut {
+        message: String,
+    },
     /// Following stopped on an error: the server unreachable past the retries, or a refusal such
     /// as NOT_FOUND (the job was deleted). The job may still be running unless it is gone.
-    GaveUp { error: String },
+    GaveUp {
+        error: String,
+    },
 }
 
 /// How a followed job ended.
@@ -54,7 +62,9 @@ pub enum JobOutcome {
 impl JobOutcome {
     pub fn job(&self) -> &pb::DiarizationJob {
         match self {
-            JobOutcome::Completed { job, .. } | JobOutcome::Failed { job } | JobOutcome::Cancelled { job } => job,
+            JobOutcome::Completed { job, .. }
+            | JobOutcome::Failed { job }
+            | JobOutcome::Cancelled { job } => job,
         }
     }
 }

@@ -33,7 +33,10 @@ impl JobHandle {
 
     /// Waits for the follow to end. Events not read yet are discarded.
     pub async fn finish(mut self) -> FollowResult {
-        let task = self.task.take().expect("the task is only taken here or on drop");
+        let task = self
+            .task
+            .take()
+            .expect("the task is only taken here or on drop");
         task.await.unwrap_or(Err(ClientError::Dropped))
     }
 }
@@ -57,11 +60,21 @@ pub(crate) fn spawn(client: Client, job_id: String, mut alive: watch::Receiver<(
         let follow = follow(&detached, &id, &events);
         let bounded = async {
             match deadline {
-                Some(limit) => tokio::time::timeout(limit, follow).await.unwrap_or_else(|_| {
-                    let error = ClientError::DeadlineExceeded { job_id: id.clone(), deadline: limit };
-                    emit(&events, JobEvent::TimedOut { message: error.to_string() });
-                    Err(error)
-                }),
+                Some(limit) => tokio::time::timeout(limit, follow)
+                    .await
+                    .unwrap_or_else(|_| {
+                        let error = ClientError::DeadlineExceeded {
+                            job_id: id.clone(),
+                            deadline: limit,
+                        };
+                        emit(
+                            &events,
+                            JobEvent::TimedOut {
+                                message: error.to_string(),
+                            },
+                        );
+                        Err(error)
+                    }),
                 None => follow.await,
             }
         };
@@ -97,7 +110,11 @@ struct Tracker<'a> {
 }
 
 impl<'a> Tracker<'a> {
-    fn new(job_id: &'a str, events: &'a mpsc::UnboundedSender<JobEvent>, max_unchanged: u32) -> Self {
+    fn new(
+        job_id: &'a str,
+        events: &'a mpsc::UnboundedSender<JobEvent>,
+        max_unchanged: u32,
+    ) -> Self {
         Self {
             job_id,
             events,
@@ -118,7 +135,9 @@ impl<'a> Tracker<'a> {
             }
         }
         if job.storage_mode == pb::StorageMode::Memory as i32 && self.warned.is_empty() {
-            let warning = "the server keeps jobs in memory only: this job will not survive a server restart".to_string();
+            let warning =
+                "the server keeps jobs in memory only: this job will not survive a server restart"
+                    .to_string();
             self.warned.push(warning.clone());
             emit(self.events, JobEvent::Warning(warning));
         }
@@ -151,7 +170,12 @@ impl<'a> Tracker<'a> {
             unchanged_polls: self.unchanged,
             waited: self.unchanged_since.elapsed(),
         };
-        emit(self.events, JobEvent::TimedOut { message: error.to_string() });
+        emit(
+            self.events,
+            JobEvent::TimedOut {
+                message: error.to_string(),
+            },
+        );
         Err(error)
     }
 }
@@ -163,11 +187,22 @@ enum WatchEnd {
     Broken(String),
 }
 
-async fn follow(client: &Client, job_id: &str, events: &mpsc::UnboundedSender<JobEvent>) -> FollowResult {
+async fn follow(
+    client: &Client,
+    job_id: &str,
+    events: &mpsc::UnboundedSender<JobEvent>,
+) -> FollowResult {
     let config = client.config().follow.clone();
     let mut tracker = Tracker::new(job_id, events, config.max_unchanged_polls.max(1));
     let mut on_retry = |attempt: u32, status: &tonic::Status, wait: Duration| {
-        emit(events, JobEvent::Retrying { attempt, error: describe(status), wait });
+        emit(
+            events,
+            JobEvent::Retrying {
+                attempt,
+                error: describe(status),
+                wait,
+            },
+        );
     };
 
     if config.use_watch {
@@ -186,16 +221,28 @@ async fn follow(client: &Client, job_id: &str, events: &mpsc::UnboundedSender<Jo
     }
 }
 
-async fn watch(client: &Client, job_id: &str, tracker: &mut Tracker<'_>, interval: Duration) -> Result<WatchEnd, ClientError> {
+async fn watch(
+    client: &Client,
+    job_id: &str,
+    tracker: &mut Tracker<'_>,
+    interval: Duration,
+) -> Result<WatchEnd, ClientError> {
     let mut jobs = client.shared().jobs.clone();
     let call_timeout = client.config().call_timeout;
-    let request = pb::WatchDiarizationJobRequest { job_id: job_id.to_string() };
-    let mut stream = match tokio::time::timeout(call_timeout, jobs.watch_diarization_job(request)).await {
-        Ok(Ok(response)) => response.into_inner(),
-        Ok(Err(status)) if job_is_gone_or_refused(&status) => return Err(rejected(status)),
-        Ok(Err(status)) => return Ok(WatchEnd::Broken(describe(&status))),
-        Err(_) => return Ok(WatchEnd::Broken(format!("no answer within {call_timeout:?}"))),
+    let request = pb::WatchDiarizationJobRequest {
+        job_id: job_id.to_string(),
     };
+    let mut stream =
+        match tokio::time::timeout(call_timeout, jobs.watch_diarization_job(request)).await {
+            Ok(Ok(response)) => response.into_inner(),
+            Ok(Err(status)) if job_is_gone_or_refused(&status) => return Err(rejected(status)),
+            Ok(Err(status)) => return Ok(WatchEnd::Broken(describe(&status))),
+            Err(_) => {
+                return Ok(WatchEnd::Broken(format!(
+                    "no answer within {call_timeout:?}"
+                )))
+            }
+        };
     loop {
         match tokio::time::timeout(interval, stream.message()).await {
             // The server sends only changes: a silent interval is an unchanged poll.
@@ -206,7 +253,11 @@ async fn watch(client: &Client, job_id: &str, tracker: &mut Tracker<'_>, interva
                     return Ok(WatchEnd::Ended(job));
                 }
             }
-            Ok(Ok(None)) => return Ok(WatchEnd::Broken("the stream ended before the job did".into())),
+            Ok(Ok(None)) => {
+                return Ok(WatchEnd::Broken(
+                    "the stream ended before the job did".into(),
+                ))
+            }
             Ok(Err(status)) if job_is_gone_or_refused(&status) => return Err(rejected(status)),
             Ok(Err(status)) => return Ok(WatchEnd::Broken(describe(&status))),
         }
@@ -218,7 +269,7 @@ async fn watch(client: &Client, job_id: &str, tracker: &mut Tracker<'_>, interva
 fn job_is_gone_or_refused(status: &tonic::Status) -> bool {
     use tonic::Code;
     matches!(
-        status.code(),
+        crate::retry::effective_code(status),
         Code::NotFound | Code::InvalidArgument | Code::PermissionDenied | Code::Unauthenticated
     )
 }
@@ -248,7 +299,12 @@ async fn finish(
             Ok(JobOutcome::Cancelled { job })
         }
         _ => {
-            emit(events, JobEvent::Failed { message: job.error_message.clone() });
+            emit(
+                events,
+                JobEvent::Failed {
+                    message: job.error_message.clone(),
+                },
+            );
             Ok(JobOutcome::Failed { job })
         }
     }

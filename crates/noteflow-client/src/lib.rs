@@ -25,4 +25,4 @@ pub use error::ClientError;
 pub use events::{JobEvent, JobOutcome};
 pub use follow::JobHandle;
 pub use noteflow_proto::v1 as proto;
-pub use retry::{classify, ErrorClass, RetryPolicy};
+pub use retry::{classify, effective_code, ErrorClass, RetryPolicy};

@@ -19,8 +19,25 @@ pub enum ErrorClass {
 /// PERMISSION_DENIED, UNAUTHENTICATED, FAILED_PRECONDITION, INTERNAL, UNKNOWN, ...) is fatal.
 pub fn classify(code: Code) -> ErrorClass {
     match code {
-        Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted => ErrorClass::Transient,
+        Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted => {
+            ErrorClass::Transient
+        }
         _ => ErrorClass::Fatal,
+    }
+}
+
+/// The code to classify a failed call by. A status the server sent is taken as it is. A status
+/// made on this side from a transport error (it carries that error as its source: the connection
+/// was refused, reset or closed mid-call) means the server could not be reached, whatever code the
+/// transport library picked for it (hyper reports a connection closed mid-call as CANCELLED), so it
+/// counts as UNAVAILABLE.
+pub fn effective_code(status: &Status) -> Code {
+    use std::error::Error;
+    match status.code() {
+        Code::Cancelled | Code::Unknown | Code::Internal if status.source().is_some() => {
+            Code::Unavailable
+        }
+        code => code,
     }
 }
 
@@ -91,7 +108,11 @@ mod tests {
 
     #[test]
     fn transient_codes_are_exactly_the_three_retried_ones() {
-        for code in [Code::Unavailable, Code::DeadlineExceeded, Code::ResourceExhausted] {
+        for code in [
+            Code::Unavailable,
+            Code::DeadlineExceeded,
+            Code::ResourceExhausted,
+        ] {
             assert_eq!(classify(code), ErrorClass::Transient, "{code:?}");
         }
         for code in [
@@ -115,6 +136,28 @@ mod tests {
     }
 
     #[test]
+    fn a_local_transport_failure_counts_as_unavailable_but_a_server_status_does_not() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        let local = Status::from_error(Box::new(io));
+        assert!(std::error::Error::source(&local).is_some());
+        let local_cancel = {
+            let mut s = Status::cancelled("operation was canceled");
+            s.set_source(std::sync::Arc::new(std::io::Error::other("closed")));
+            s
+        };
+        assert_eq!(effective_code(&local_cancel), Code::Unavailable);
+        assert_eq!(
+            classify(effective_code(&local_cancel)),
+            ErrorClass::Transient
+        );
+        assert_eq!(
+            effective_code(&Status::cancelled("the server cancelled")),
+            Code::Cancelled
+        );
+        assert_eq!(effective_code(&Status::not_found("gone")), Code::NotFound);
+    }
+
+    #[test]
     fn backoff_doubles_up_to_the_cap_within_the_jitter() {
         let policy = RetryPolicy {
             initial_backoff: Duration::from_millis(100),
@@ -125,7 +168,10 @@ mod tests {
         for (retry, base) in [(1, 100.0), (2, 200.0), (3, 400.0), (4, 500.0), (40, 500.0)] {
             for _ in 0..50 {
                 let ms = policy.delay(retry, None).as_secs_f64() * 1e3;
-                assert!(ms >= base * 0.8 - 1e-6 && ms <= base * 1.2 + 1e-6, "retry {retry}: {ms} ms");
+                assert!(
+                    ms >= base * 0.8 - 1e-6 && ms <= base * 1.2 + 1e-6,
+                    "retry {retry}: {ms} ms"
+                );
             }
         }
     }
@@ -145,8 +191,14 @@ mod tests {
             max_hint: Duration::from_secs(10),
             ..RetryPolicy::default()
         };
-        assert_eq!(policy.delay(1, Some(Duration::from_millis(2500))), Duration::from_millis(2500));
-        assert_eq!(policy.delay(1, Some(Duration::from_secs(600))), Duration::from_secs(10));
+        assert_eq!(
+            policy.delay(1, Some(Duration::from_millis(2500))),
+            Duration::from_millis(2500)
+        );
+        assert_eq!(
+            policy.delay(1, Some(Duration::from_secs(600))),
+            Duration::from_secs(10)
+        );
 
         let mut status = Status::resource_exhausted("queue full");
         status

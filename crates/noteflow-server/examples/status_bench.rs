@@ -205,7 +205,9 @@ async fn main() {
     for id in ids.iter() {
         loop {
             let job = client
-                .get_diarization_job_status(pb::GetDiarizationJobStatusRequest { job_id: id.clone() })
+                .get_diarization_job_status(pb::GetDiarizationJobStatusRequest {
+                    job_id: id.clone(),
+                })
                 .await
                 .unwrap()
                 .into_inner();

@@ -10,6 +10,9 @@ use noteflow_diarize::{Audio16k, Diarization, SpeakerConstraints, Turn};
 
 use crate::diarizer::{RunError, SpeakerDiarizer};
 
+/// The longest a run blocks.
+const MAX_BLOCK: Duration = Duration::from_secs(60);
+
 #[derive(Debug)]
 struct Control {
     released: bool,
@@ -110,9 +113,17 @@ impl SpeakerDiarizer for ControlledDiarizer {
         self.started.fetch_add(1, Ordering::SeqCst);
         let _finished = FinishGuard(&self.finished);
         let mut control = self.control.lock().unwrap();
+        let started = Instant::now();
         loop {
             if control.honour_cancel && cancel.load(Ordering::SeqCst) {
                 return Err(RunError::Cancelled);
+            }
+            // A test that fails before releasing must end rather than hang: the runtime waits for
+            // blocking threads when it shuts down.
+            if started.elapsed() > MAX_BLOCK {
+                return Err(RunError::Failed(
+                    "the test double was never released".into(),
+                ));
             }
             if control.released {
                 break;
