@@ -41,16 +41,29 @@ pub struct DiarizeArgs {
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Run the engine directly, without the job service.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "server")]
     engine_only: bool,
+    /// Send the job to a running `noteflow serve` at this address instead (e.g.
+    /// http://127.0.0.1:50051): upload, follow with retries, print the turns; Ctrl-C cancels it.
+    #[arg(long, conflicts_with = "data_dir")]
+    server: Option<String>,
     #[command(flatten)]
     engine: EngineArgs,
 }
 
 const UPLOAD_CHUNK: usize = 1 << 20;
 
-pub fn run(args: DiarizeArgs) -> Result<()> {
+/// Returns the process exit code (see `remote` for their meanings).
+pub fn run(args: DiarizeArgs) -> Result<u8> {
     let constraints = args.speakers.constraints()?;
+    if let Some(server) = &args.server {
+        return crate::remote::diarize(
+            &args.file,
+            &args.speakers,
+            args.format,
+            &crate::remote::ServerArgs::at(server),
+        );
+    }
     let diarizer = args.engine.load()?;
     let result = if args.engine_only {
         engine_only(&args, &diarizer, constraints)?
@@ -71,7 +84,7 @@ pub fn run(args: DiarizeArgs) -> Result<()> {
         }
         OutputFormat::Json => println!("{}", result.to_json()),
     }
-    Ok(())
+    Ok(0)
 }
 
 fn engine_only(

@@ -3,6 +3,7 @@
 mod bench;
 mod diarize;
 mod eval;
+mod remote;
 mod serve;
 
 use std::path::PathBuf;
@@ -32,6 +33,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Run the diarization job service (gRPC).
     Serve(serve::ServeArgs),
+    /// Start, follow, cancel and list jobs on a running service (exit codes: 0 ok, 1 error,
+    /// 2 job failed, 3 cancelled, 4 timed out, 5 server unreachable).
+    Jobs(remote::JobsArgs),
 }
 
 /// Where the models are and which back-end runs them.
@@ -90,7 +94,7 @@ impl SpeakerArgs {
     }
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // The service logs its lifecycle; one-shot commands only warnings.
     let default_filter = match cli.command {
@@ -104,10 +108,18 @@ fn main() -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    match cli.command {
+    let code = match cli.command {
         Command::Diarize(args) => diarize::run(args),
-        Command::Eval(args) => eval::run(args),
-        Command::Bench(args) => bench::run(args),
-        Command::Serve(args) => serve::run(args),
+        Command::Eval(args) => eval::run(args).map(|()| remote::EXIT_OK),
+        Command::Bench(args) => bench::run(args).map(|()| remote::EXIT_OK),
+        Command::Serve(args) => serve::run(args).map(|()| remote::EXIT_OK),
+        Command::Jobs(args) => remote::jobs(args),
+    };
+    match code {
+        Ok(code) => std::process::ExitCode::from(code),
+        Err(error) => {
+            eprintln!("Error: {error:?}");
+            std::process::ExitCode::from(remote::EXIT_ERROR)
+        }
     }
 }

@@ -13,7 +13,8 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use noteflow_client::proto as pb;
 use noteflow_client::{
-    CancelOutcome, Client, ClientConfig, ClientError, JobEvent, JobHandle, JobOutcome, SpeakerRequest,
+    CancelOutcome, Client, ClientConfig, ClientError, JobEvent, JobHandle, JobOutcome,
+    SpeakerRequest,
 };
 use noteflow_diarize::{Diarization, Turn};
 use serde_json::json;
@@ -32,23 +33,39 @@ pub const EXIT_UNREACHABLE: u8 = 5;
 #[derive(Args, Clone)]
 pub struct ServerArgs {
     /// The job service's address.
-    #[arg(long, env = "NOTEFLOW_SERVER", default_value = "http://127.0.0.1:50051")]
+    #[arg(
+        long,
+        global = true,
+        env = "NOTEFLOW_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
     pub server: String,
     /// Seconds between status polls (when the watch stream is not available).
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, global = true, default_value_t = 2.0)]
     poll_interval: f64,
     /// Give up on a job whose status and progress did not change over this many polls.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, global = true, default_value_t = 60)]
     max_unchanged_polls: u32,
     /// Give up on a job not finished after this many seconds (default: no limit).
-    #[arg(long)]
+    #[arg(long, global = true)]
     deadline: Option<f64>,
     /// Follow by polling only (no watch stream).
-    #[arg(long)]
+    #[arg(long, global = true)]
     no_watch: bool,
 }
 
 impl ServerArgs {
+    /// The defaults, for the server at `server`.
+    pub fn at(server: &str) -> Self {
+        Self {
+            server: server.to_string(),
+            poll_interval: 2.0,
+            max_unchanged_polls: 60,
+            deadline: None,
+            no_watch: false,
+        }
+    }
+
     pub fn client(&self) -> Result<Client> {
         let mut config = ClientConfig::default();
         config.follow.poll_interval = Duration::try_from_secs_f64(self.poll_interval)
@@ -57,7 +74,10 @@ impl ServerArgs {
             .context("--poll-interval must be a positive number of seconds")?;
         config.follow.max_unchanged_polls = self.max_unchanged_polls.max(1);
         config.follow.overall_deadline = match self.deadline {
-            Some(s) => Some(Duration::try_from_secs_f64(s).context("--deadline must be a positive number of seconds")?),
+            Some(s) => Some(
+                Duration::try_from_secs_f64(s)
+                    .context("--deadline must be a positive number of seconds")?,
+            ),
             None => None,
         };
         config.follow.use_watch = !self.no_watch;
@@ -140,7 +160,9 @@ fn status_name(status: i32) -> &'static str {
 }
 
 fn timestamp(t: &Option<prost_types::Timestamp>) -> serde_json::Value {
-    t.as_ref().map_or(serde_json::Value::Null, |t| json!(t.seconds as f64 + t.nanos as f64 / 1e9))
+    t.as_ref().map_or(serde_json::Value::Null, |t| {
+        json!(t.seconds as f64 + t.nanos as f64 / 1e9)
+    })
 }
 
 pub fn job_json(job: &pb::DiarizationJob) -> serde_json::Value {
@@ -165,7 +187,11 @@ pub fn job_json(job: &pb::DiarizationJob) -> serde_json::Value {
 fn event_json(event: &JobEvent) -> serde_json::Value {
     match event {
         JobEvent::Progress { job, .. } => json!({"event": "progress", "job": job_json(job)}),
-        JobEvent::Retrying { attempt, error, wait } => {
+        JobEvent::Retrying {
+            attempt,
+            error,
+            wait,
+        } => {
             json!({"event": "retrying", "attempt": attempt, "error": error, "wait_seconds": wait.as_secs_f64()})
         }
         JobEvent::Warning(text) => json!({"event": "warning", "message": text}),
@@ -186,9 +212,9 @@ fn event_json(event: &JobEvent) -> serde_json::Value {
 pub fn error_exit(error: &ClientError) -> u8 {
     match error {
         ClientError::Unreachable { .. } => EXIT_UNREACHABLE,
-        ClientError::Stalled { .. } | ClientError::DeadlineExceeded { .. } | ClientError::CancelUnconfirmed { .. } => {
-            EXIT_TIMED_OUT
-        }
+        ClientError::Stalled { .. }
+        | ClientError::DeadlineExceeded { .. }
+        | ClientError::CancelUnconfirmed { .. } => EXIT_TIMED_OUT,
         _ => EXIT_ERROR,
     }
 }
@@ -210,10 +236,11 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// Runs the command; returns the process exit code.
 pub fn jobs(args: JobsArgs) -> Result<u8> {
-    let client = args.server.client()?;
     let json = args.json;
     runtime()?.block_on(async move {
-        let result: Result<u8, ClientError> = match args.command {
+        // Made inside the runtime: its connection is opened lazily by a task of this runtime.
+        let client = args.server.client()?;
+        let result: Result<u8, ClientError> = async { match args.command {
             JobsCommand::Start(start) => {
                 let meeting = match (&start.file, &start.meeting) {
                     (Some(file), _) => client.upload_file(file).await?.0,
@@ -291,7 +318,8 @@ pub fn jobs(args: JobsArgs) -> Result<u8> {
                 }
                 Ok(EXIT_OK)
             }
-        };
+        } }
+        .await;
         match result {
             Ok(code) => Ok(code),
             Err(error) => {
@@ -305,7 +333,11 @@ pub fn jobs(args: JobsArgs) -> Result<u8> {
 fn print_status(job: &pb::DiarizationJob) {
     println!("job        {}", job.job_id);
     println!("meeting    {}", job.meeting_id);
-    println!("status     {} ({:.1}%)", status_name(job.status), job.progress_percent);
+    println!(
+        "status     {} ({:.1}%)",
+        status_name(job.status),
+        job.progress_percent
+    );
     println!("attempt    {}", job.attempt);
     if !job.speaker_ids.is_empty() {
         println!("speakers   {}", job.speaker_ids.join(", "));
@@ -321,7 +353,11 @@ fn print_status(job: &pb::DiarizationJob) {
 
 /// Prints the handle's events (JSON lines, or human lines on stderr with a progress bar) until the
 /// follow ends.
-async fn follow_printing(mut handle: JobHandle, json: bool, quiet_progress: bool) -> Result<JobOutcome, ClientError> {
+async fn follow_printing(
+    mut handle: JobHandle,
+    json: bool,
+    quiet_progress: bool,
+) -> Result<JobOutcome, ClientError> {
     let mut bar_shown = false;
     while let Some(event) = handle.next_event().await {
         if json {
@@ -329,7 +365,9 @@ async fn follow_printing(mut handle: JobHandle, json: bool, quiet_progress: bool
             continue;
         }
         match &event {
-            JobEvent::Progress { status, percent, .. } if !quiet_progress => {
+            JobEvent::Progress {
+                status, percent, ..
+            } if !quiet_progress => {
                 let filled = (*percent / 5.0).round().clamp(0.0, 20.0) as usize;
                 let label = status_name(*status as i32);
                 eprint!("\r[{:<20}] {percent:5.1}% {label:<9}", "#".repeat(filled));
@@ -343,9 +381,18 @@ async fn follow_printing(mut handle: JobHandle, json: bool, quiet_progress: bool
                     bar_shown = false;
                 }
                 match other {
-                    JobEvent::Retrying { attempt, error, wait } => eprintln!("retrying (attempt {attempt}, in {:.1} s): {error}", wait.as_secs_f64()),
+                    JobEvent::Retrying {
+                        attempt,
+                        error,
+                        wait,
+                    } => eprintln!(
+                        "retrying (attempt {attempt}, in {:.1} s): {error}",
+                        wait.as_secs_f64()
+                    ),
                     JobEvent::Warning(text) => eprintln!("warning: {text}"),
-                    JobEvent::SwitchedToPolling { reason } => eprintln!("watch stream lost ({reason}); polling"),
+                    JobEvent::SwitchedToPolling { reason } => {
+                        eprintln!("watch stream lost ({reason}); polling")
+                    }
                     JobEvent::Completed(_) => eprintln!("completed"),
                     JobEvent::Failed { message } => eprintln!("job failed: {message}"),
                     JobEvent::Cancelled => eprintln!("cancelled"),
@@ -369,8 +416,8 @@ pub fn diarize(
     format: OutputFormat,
     server: &ServerArgs,
 ) -> Result<u8> {
-    let client = server.client()?;
     runtime()?.block_on(async move {
+        let client = server.client()?;
         let result: Result<u8, ClientError> = async {
             let (meeting, uploaded) = client.upload_file(file).await?;
             let started = client.start_job(&meeting, speaker_request(speakers)).await?;

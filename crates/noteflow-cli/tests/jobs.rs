@@ -1,0 +1,310 @@
+//! The `noteflow jobs` and `noteflow diarize --server` commands as a script runs them, against a
+//! real `noteflow serve` process with the real engine: JSON output, exit codes, Ctrl-C cancels,
+//! and a follow that rides out the server being killed and restarted.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::*;
+
+const SAMPLE: &str = "pyannote-sample.wav";
+
+fn json_line(line: &str) -> Value {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+}
+
+fn start_job(server: &Server, file: &str) -> String {
+    let path = testdata(file);
+    let out = noteflow(&[
+        "jobs",
+        "start",
+        path.to_str().unwrap(),
+        "--server",
+        &server.url(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    json_line(&text(&out.stdout))["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Waits for the child to exit (bounded); returns its exit code.
+fn exit_code(child: &mut std::process::Child, limit: Duration) -> i32 {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code().unwrap_or(-1);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the command did not end within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn watch_rides_out_a_server_restart_and_sees_the_job_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_address();
+    let server = Server::start_on(&addr, dir.path(), &[]);
+    let job = start_job(&server, MEETING);
+    let url = server.url();
+    let (mut watch, lines) = spawn_noteflow(&[
+        "jobs",
+        "watch",
+        &job,
+        "--server",
+        &url,
+        "--json",
+        "--poll-interval",
+        "0.2",
+    ]);
+
+    let mut events = Vec::new();
+    loop {
+        let event = json_line(
+            &lines
+                .recv_timeout(Duration::from_secs(60))
+                .expect("a progress line"),
+        );
+        let running = event["event"] == "progress"
+            && event["job"]["status"] == "RUNNING"
+            && event["job"]["progress_percent"].as_f64().unwrap() > 0.0;
+        events.push(event);
+        if running {
+            break;
+        }
+    }
+    server.kill();
+    std::thread::sleep(Duration::from_millis(300));
+    let restarted = Server::start_on(&addr, dir.path(), &[]);
+
+    assert_eq!(
+        exit_code(&mut watch, Duration::from_secs(240)),
+        0,
+        "events: {events:?}"
+    );
+    events.extend(lines.try_iter().map(|l| json_line(&l)));
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"polling"),
+        "the broken stream should switch to polling: {kinds:?}"
+    );
+    assert_eq!(kinds.last(), Some(&"completed"), "{kinds:?}");
+    let last_progress = events
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "progress")
+        .unwrap();
+    assert_eq!(
+        last_progress["job"]["attempt"], 2,
+        "the killed run was redone: {last_progress}"
+    );
+    assert!(
+        events.last().unwrap()["speaker_ids"]
+            .as_array()
+            .unwrap()
+            .len()
+            >= 2
+    );
+    restarted.kill();
+}
+
+#[test]
+fn jobs_commands_speak_json_and_exit_with_what_happened() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--concurrency", "1"]);
+    let url = server.url();
+
+    // Refusals: exit 1 with the server's reason.
+    let out = noteflow(&[
+        "jobs",
+        "status",
+        "123e4567-e89b-12d3-a456-426614174000",
+        "--server",
+        &url,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("NotFound"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = noteflow(&["jobs", "status", "job-7", "--server", &url]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("not a valid job id"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A long job runs; a short one waits behind it, unchanged: a follower gives up on it (exit 4).
+    let long = start_job(&server, MEETING);
+    let short = start_job(&server, SAMPLE);
+    let out = noteflow(&[
+        "jobs",
+        "watch",
+        &short,
+        "--server",
+        &url,
+        "--no-watch",
+        "--poll-interval",
+        "0.05",
+        "--max-unchanged-polls",
+        "3",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains(&short), "{}", text(&out.stderr));
+
+    // Cancel the long one: confirmed CANCELLED, exit 3.
+    let out = noteflow(&["jobs", "cancel", &long, "--server", &url, "--json"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let answer = json_line(&text(&out.stdout));
+    assert_eq!(answer["cancelled"], true);
+    assert_eq!(answer["job"]["status"], "CANCELLED");
+
+    // Now the short one runs to the end: exit 0, ending with its turns.
+    let out = noteflow(&["jobs", "watch", &short, "--server", &url, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let last = json_line(text(&out.stdout).lines().last().unwrap());
+    assert_eq!(last["event"], "completed");
+    assert_eq!(last["speaker_ids"].as_array().unwrap().len(), 2);
+
+    let out = noteflow(&["jobs", "status", &short, "--server", &url, "--json"]);
+    assert_eq!(json_line(&text(&out.stdout))["status"], "COMPLETED");
+    let out = noteflow(&["jobs", "list", "--server", &url, "--json"]);
+    let listed = json_line(&text(&out.stdout));
+    let statuses: Vec<&str> = listed["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["COMPLETED", "CANCELLED"]);
+    let out = noteflow(&[
+        "jobs",
+        "list",
+        "--status",
+        "cancelled",
+        "--server",
+        &url,
+        "--json",
+    ]);
+    assert_eq!(
+        json_line(&text(&out.stdout))["jobs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Nobody listening: exit 5 after the retries.
+    let nowhere = format!("http://{}", free_address());
+    let out = noteflow(&["jobs", "status", &short, "--server", &nowhere]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("unreachable"),
+        "{}",
+        text(&out.stderr)
+    );
+    server.kill();
+}
+
+#[test]
+fn a_failed_job_exits_2_with_its_message() {
+    let dir = tempfile::tempdir().unwrap();
+    // No time at all: every run times out.
+    let server = Server::start(
+        dir.path(),
+        &[
+            "--job-timeout-base",
+            "0",
+            "--job-timeout-per-audio-second",
+            "0",
+        ],
+    );
+    let job = start_job(&server, SAMPLE);
+    let out = noteflow(&["jobs", "watch", &job, "--server", &server.url()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("timed out after"),
+        "{}",
+        text(&out.stderr)
+    );
+    server.kill();
+}
+
+#[test]
+fn diarize_against_a_server_prints_turns_and_ctrl_c_cancels_with_confirmation() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let url = server.url();
+
+    let sample = testdata(SAMPLE);
+    let out = noteflow(&[
+        "diarize",
+        sample.to_str().unwrap(),
+        "--server",
+        &url,
+        "--speakers",
+        "2",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rttm = text(&out.stdout);
+    let speakers: std::collections::BTreeSet<&str> = rttm
+        .lines()
+        .map(|l| l.split_whitespace().nth(7).unwrap())
+        .collect();
+    assert_eq!(speakers.len(), 2, "{rttm}");
+    assert!(rttm
+        .lines()
+        .all(|l| l.starts_with("SPEAKER pyannote-sample 1 ")));
+
+    let long = testdata(MEETING);
+    let (mut child, output) =
+        spawn_noteflow(&["diarize", long.to_str().unwrap(), "--server", &url]);
+    // Wait until its job runs, then press Ctrl-C.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = noteflow(&[
+            "jobs", "list", "--status", "running", "--server", &url, "--json",
+        ]);
+        let running = json_line(&text(&out.stdout))["jobs"]
+            .as_array()
+            .unwrap()
+            .len();
+        if running == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the job never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    assert_eq!(exit_code(&mut child, Duration::from_secs(30)), 3);
+    assert_eq!(output.try_iter().count(), 0, "no turns for a cancelled job");
+    let out = noteflow(&[
+        "jobs",
+        "list",
+        "--status",
+        "cancelled",
+        "--server",
+        &url,
+        "--json",
+    ]);
+    assert_eq!(
+        json_line(&text(&out.stdout))["jobs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    server.kill();
+}
