@@ -233,28 +233,37 @@ async fn every_mistake_gets_its_own_status_code_and_the_server_keeps_working() {
         .into_inner();
     assert!(!got.has_audio, "a failed upload stored something");
     // While one upload is open, a second is refused (the server bounds the audio it holds).
-    let (open_tx, open_rx) = tokio::sync::mpsc::channel(1);
-    open_tx
-        .send(pb::UploadAudioRequest {
+    let open_upload = |meetings: &Meetings| {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tx.try_send(pb::UploadAudioRequest {
             meeting_id: meeting.clone(),
             format_hint: String::new(),
             chunk: vec![0; 10],
         })
-        .await
         .unwrap();
-    let mut first_client = meetings.clone();
-    let open = tokio::spawn(async move {
-        first_client
-            .upload_audio(tokio_stream::wrappers::ReceiverStream::new(open_rx))
-            .await
-    });
+        let mut client = meetings.clone();
+        let task = tokio::spawn(async move {
+            client
+                .upload_audio(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await
+        });
+        (tx, task)
+    };
+    let (mut open_tx, mut open) = open_upload(&meetings);
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let refused = within(WAIT, "a refused upload", async {
         loop {
             match upload(&mut meetings, &meeting, &tone_wav(1.0), "wav").await {
                 Err(e) if e.code() == Code::ResourceExhausted => break e,
                 Err(e) => panic!("{e:?}"),
-                // The open upload had not reached the server yet.
-                Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+                // The open upload had not reached the server yet, or arrived while this one held
+                // the slot and was itself refused: open another.
+                Ok(_) => {
+                    if open.is_finished() {
+                        (open_tx, open) = open_upload(&meetings);
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
             }
         }
     })
