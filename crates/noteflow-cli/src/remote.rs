@@ -6,7 +6,7 @@
 //! 5 the server is unreachable.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -411,7 +411,7 @@ async fn follow_printing(
 /// `diarize FILE --server URL`: upload, start, show progress, print the turns. Ctrl-C cancels the
 /// job and reports its confirmed final state.
 pub fn diarize(
-    file: &PathBuf,
+    file: &Path,
     speakers: &SpeakerArgs,
     format: OutputFormat,
     server: &ServerArgs,

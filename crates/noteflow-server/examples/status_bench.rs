@@ -62,9 +62,7 @@ fn silence_wav() -> Vec<u8> {
     wav.extend_from_slice(b"RIFF");
     wav.extend_from_slice(&(36 + 2 * n).to_le_bytes());
     wav.extend_from_slice(b"WAVEfmt ");
-    for v in [16u32] {
-        wav.extend_from_slice(&v.to_le_bytes());
-    }
+    wav.extend_from_slice(&16u32.to_le_bytes());
     for v in [1u16, 1] {
         wav.extend_from_slice(&v.to_le_bytes());
     }
