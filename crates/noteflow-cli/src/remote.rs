@@ -292,11 +292,9 @@ pub fn jobs(args: JobsArgs) -> Result<u8> {
             JobsCommand::List(list) => {
                 let status = match list.status.as_deref().map(str::to_ascii_uppercase).as_deref() {
                     None => pb::JobStatus::Unspecified,
-                    Some(name) => pb::JobStatus::from_str_name(&format!("JOB_STATUS_{name}")).ok_or_else(|| ClientError::Rejected {
-                        what: "--status".into(),
-                        code: tonic::Code::InvalidArgument,
-                        message: format!("'{name}' is not one of queued, running, completed, failed, cancelled"),
-                    })?,
+                    Some(name) => pb::JobStatus::from_str_name(&format!("JOB_STATUS_{name}")).ok_or_else(|| ClientError::BadConfig(
+                        format!("--status '{name}' is not one of queued, running, completed, failed, cancelled"),
+                    ))?,
                 };
                 let page = client
                     .list(pb::ListDiarizationJobsRequest {
@@ -418,38 +416,48 @@ pub fn diarize(
 ) -> Result<u8> {
     runtime()?.block_on(async move {
         let client = server.client()?;
+        // Listening from the start, so a Ctrl-C during upload or start is not the default kill (which
+        // could leave a job nobody follows); one pressed while the job is being started is acted on
+        // as soon as its id is known.
+        let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .context("cannot listen for Ctrl-C")?;
         let result: Result<u8, ClientError> = async {
-            let (meeting, uploaded) = client.upload_file(file).await?;
+            let (meeting, uploaded) = tokio::select! {
+                uploaded = client.upload_file(file) => uploaded?,
+                _ = interrupt.recv() => {
+                    eprintln!("interrupted during the upload; no job was started");
+                    return Ok(EXIT_CANCELLED);
+                }
+            };
             let started = client.start_job(&meeting, speaker_request(speakers)).await?;
             eprintln!("job {} for {}", started.job_id, file.display());
             let handle = client.follow(&started.job_id);
             let outcome = tokio::select! {
                 outcome = follow_printing(handle, false, false) => outcome?,
-                _ = tokio::signal::ctrl_c() => {
-                    eprintln!("\ncancelling job {} ...", started.job_id);
-                    let confirmed = client.cancel(&started.job_id).await?;
+                _ = interrupt.recv() => {
+                    eprintln!("\ncancelling job {} (Ctrl-C again to stop waiting) ...", started.job_id);
+                    let confirmed = tokio::select! {
+                        confirmed = client.cancel(&started.job_id) => confirmed?,
+                        _ = interrupt.recv() => {
+                            eprintln!("stopped waiting; job {} may still be running", started.job_id);
+                            return Ok(EXIT_ERROR);
+                        }
+                    };
                     let job = confirmed.job();
                     eprintln!("job {} is {}", job.job_id, status_name(job.status));
-                    return Ok(match confirmed {
-                        CancelOutcome::Cancelled(_) => EXIT_CANCELLED,
-                        CancelOutcome::AlreadyEnded(job) if job.status == pb::JobStatus::Failed as i32 => EXIT_JOB_FAILED,
-                        CancelOutcome::AlreadyEnded(_) => EXIT_OK,
-                    });
+                    match confirmed {
+                        CancelOutcome::Cancelled(_) => return Ok(EXIT_CANCELLED),
+                        CancelOutcome::AlreadyEnded(job) if job.status == pb::JobStatus::Completed as i32 => {
+                            // It finished first: the turns are there, so print them.
+                            let result = client.result(&job.job_id).await?;
+                            JobOutcome::Completed { job, result }
+                        }
+                        CancelOutcome::AlreadyEnded(job) => JobOutcome::Failed { job },
+                    }
                 }
             };
             if let JobOutcome::Completed { result, .. } = &outcome {
-                let diarization = Diarization {
-                    turns: result.turns.iter().map(|t| Turn::new(t.start_seconds, t.end_seconds, t.speaker.clone())).collect(),
-                    speakers: result.speaker_ids.clone(),
-                    duration: uploaded.duration_seconds,
-                };
-                match format {
-                    OutputFormat::Rttm => {
-                        let file_id = file.file_stem().map_or("audio".into(), |s| s.to_string_lossy());
-                        print!("{}", diarization.to_rttm(&file_id));
-                    }
-                    OutputFormat::Json => println!("{}", diarization.to_json()),
-                }
+                print_turns(file, format, result, uploaded.duration_seconds);
             }
             Ok(outcome_exit(&outcome))
         }
@@ -462,4 +470,25 @@ pub fn diarize(
             }
         }
     })
+}
+
+fn print_turns(file: &Path, format: OutputFormat, result: &pb::DiarizationResult, duration: f64) {
+    let diarization = Diarization {
+        turns: result
+            .turns
+            .iter()
+            .map(|t| Turn::new(t.start_seconds, t.end_seconds, t.speaker.clone()))
+            .collect(),
+        speakers: result.speaker_ids.clone(),
+        duration,
+    };
+    match format {
+        OutputFormat::Rttm => {
+            let file_id = file
+                .file_stem()
+                .map_or("audio".into(), |s| s.to_string_lossy());
+            print!("{}", diarization.to_rttm(&file_id));
+        }
+        OutputFormat::Json => println!("{}", diarization.to_json()),
+    }
 }

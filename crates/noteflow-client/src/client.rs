@@ -96,6 +96,11 @@ impl Client {
     /// A client of the server at `address` (e.g. `http://127.0.0.1:50051`). Connects lazily: an
     /// unreachable server shows up as retried UNAVAILABLE calls, not here.
     pub fn new(address: &str, config: ClientConfig) -> Result<Self, ClientError> {
+        if config.follow.poll_interval.is_zero() || config.call_timeout.is_zero() {
+            return Err(ClientError::BadConfig(
+                "poll_interval and call_timeout must be greater than zero".into(),
+            ));
+        }
         let bad = |reason: String| ClientError::BadAddress {
             address: address.to_string(),
             reason,
@@ -130,9 +135,8 @@ impl Client {
         &self,
         path: &Path,
     ) -> Result<(String, pb::UploadAudioResponse), ClientError> {
-        let bytes = std::fs::read(path).map_err(|e| ClientError::Rejected {
-            what: format!("reading {}", path.display()),
-            code: tonic::Code::InvalidArgument,
+        let bytes = std::fs::read(path).map_err(|e| ClientError::Io {
+            what: path.display().to_string(),
             message: e.to_string(),
         })?;
         let title = path
@@ -342,37 +346,39 @@ impl Client {
             )
             .await?;
         let limit = self.shared.config.follow.cancel_confirm_timeout;
-        let deadline = tokio::time::Instant::now() + limit;
-        let mut job = answer.job.unwrap_or_default();
-        // Confirmed by the stored state: read it back even when the answer says it is final.
-        loop {
-            job = match self.status(job_id).await {
-                Ok(stored) => stored,
-                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
-                Err(ClientError::Unreachable { .. }) => job,
-                Err(e) => return Err(e),
-            };
-            if is_terminal(job.status) {
-                return Ok(if job.status == pb::JobStatus::Cancelled as i32 {
-                    CancelOutcome::Cancelled(job)
-                } else {
-                    CancelOutcome::AlreadyEnded(job)
-                });
+        let mut last = answer.job.unwrap_or_default();
+        // Confirmed by the stored state: the job is read back even when the answer says it is
+        // final, and the whole wait is bounded, however slow each read is.
+        let confirm = async {
+            loop {
+                match self.status(job_id).await {
+                    Ok(job) if is_terminal(job.status) => {
+                        return Ok(if job.status == pb::JobStatus::Cancelled as i32 {
+                            CancelOutcome::Cancelled(job)
+                        } else {
+                            CancelOutcome::AlreadyEnded(job)
+                        });
+                    }
+                    Ok(job) => last = job,
+                    Err(ClientError::Unreachable { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+                let pause = self
+                    .shared
+                    .config
+                    .follow
+                    .poll_interval
+                    .min(Duration::from_millis(250));
+                tokio::time::sleep(pause).await;
             }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(ClientError::CancelUnconfirmed {
-                    job_id: job_id.to_string(),
-                    waited: limit,
-                    last_status: status_name(job.status),
-                });
-            }
-            let pause = self
-                .shared
-                .config
-                .follow
-                .poll_interval
-                .min(Duration::from_millis(250));
-            tokio::time::sleep(pause).await;
+        };
+        match tokio::time::timeout(limit, confirm).await {
+            Ok(result) => result,
+            Err(_) => Err(ClientError::CancelUnconfirmed {
+                job_id: job_id.to_string(),
+                waited: limit,
+                last_status: status_name(last.status),
+            }),
         }
     }
 

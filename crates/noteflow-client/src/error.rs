@@ -39,6 +39,12 @@ pub enum ClientError {
         waited: Duration,
         last_status: String,
     },
+    #[error("cannot read {what}: {message}")]
+    Io { what: String, message: String },
+    #[error("invalid client settings: {0}")]
+    BadConfig(String),
+    #[error("internal error: {0}")]
+    Crashed(String),
     #[error("invalid server address '{address}': {reason}")]
     BadAddress { address: String, reason: String },
     /// The client (or the handle) was dropped while the operation ran.

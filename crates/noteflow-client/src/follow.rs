@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use crate::client::{describe, emit, is_terminal, Client, FollowResult};
 use crate::error::ClientError;
 use crate::events::{JobEvent, JobOutcome};
-use crate::retry::jittered;
+use crate::retry::{classify, effective_code, jittered, ErrorClass};
 
 /// A job being followed. Read its events with [`next_event`](Self::next_event), or wait for the end
 /// with [`finish`](Self::finish). Dropping it stops the follow.
@@ -33,11 +33,18 @@ impl JobHandle {
 
     /// Waits for the follow to end. Events not read yet are discarded.
     pub async fn finish(mut self) -> FollowResult {
-        let task = self
-            .task
-            .take()
-            .expect("the task is only taken here or on drop");
-        task.await.unwrap_or(Err(ClientError::Dropped))
+        // Awaited in place: if this future is dropped unfinished, `self` drops with it and its
+        // `Drop` aborts the task.
+        let task = self.task.as_mut().expect("the task is only taken on drop");
+        let result = task.await;
+        self.task = None;
+        match result {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => Err(ClientError::Crashed(format!(
+                "the follow task panicked: {e}"
+            ))),
+            Err(_) => Err(ClientError::Dropped),
+        }
     }
 }
 
@@ -88,7 +95,10 @@ pub(crate) fn spawn(client: Client, job_id: String, mut alive: watch::Receiver<(
                 result
             }
             // Err once every `Client` clone (and so the sender) is gone.
-            _ = alive.changed() => Err(ClientError::Dropped),
+            _ = alive.changed() => {
+                emit(&events, JobEvent::GaveUp { error: ClientError::Dropped.to_string() });
+                Err(ClientError::Dropped)
+            }
         }
     });
     JobHandle {
@@ -107,6 +117,7 @@ struct Tracker<'a> {
     unchanged: u32,
     unchanged_since: Instant,
     warned: Vec<String>,
+    memory_warned: bool,
 }
 
 impl<'a> Tracker<'a> {
@@ -123,23 +134,31 @@ impl<'a> Tracker<'a> {
             unchanged: 0,
             unchanged_since: Instant::now(),
             warned: Vec::new(),
+            memory_warned: false,
         }
     }
 
     /// A fresh status: report a change, or count one more unchanged poll.
     fn observe(&mut self, job: &pb::DiarizationJob) -> Result<(), ClientError> {
+        let in_memory = job.storage_mode == pb::StorageMode::Memory as i32;
         for warning in &job.warnings {
-            if !self.warned.contains(warning) {
-                self.warned.push(warning.clone());
-                emit(self.events, JobEvent::Warning(warning.clone()));
+            if self.warned.contains(warning) || (in_memory && self.memory_warned) {
+                continue;
             }
-        }
-        if job.storage_mode == pb::StorageMode::Memory as i32 && self.warned.is_empty() {
-            let warning =
-                "the server keeps jobs in memory only: this job will not survive a server restart"
-                    .to_string();
             self.warned.push(warning.clone());
-            emit(self.events, JobEvent::Warning(warning));
+            // A memory-mode server sends its own warning text; it stands for the memory warning.
+            self.memory_warned |= in_memory;
+            emit(self.events, JobEvent::Warning(warning.clone()));
+        }
+        if in_memory && !self.memory_warned {
+            self.memory_warned = true;
+            emit(
+                self.events,
+                JobEvent::Warning(
+                    "the server keeps jobs in memory only: this job will not survive a server restart"
+                        .into(),
+                ),
+            );
         }
         let now = (job.status, job.progress_percent);
         if self.last == Some(now) {
@@ -264,14 +283,11 @@ async fn watch(
     }
 }
 
-/// Stream errors that polling would meet too, so they end the follow; any other error breaks
-/// only the stream (connection reset, server restart, a server without the method).
+/// Stream errors that end the follow: the fatal ones by [`classify`], except UNIMPLEMENTED (a
+/// server without the stream, which polling can still follow). Transient ones only break the stream.
 fn job_is_gone_or_refused(status: &tonic::Status) -> bool {
-    use tonic::Code;
-    matches!(
-        crate::retry::effective_code(status),
-        Code::NotFound | Code::InvalidArgument | Code::PermissionDenied | Code::Unauthenticated
-    )
+    let code = effective_code(status);
+    classify(code) == ErrorClass::Fatal && code != tonic::Code::Unimplemented
 }
 
 fn rejected(status: tonic::Status) -> ClientError {

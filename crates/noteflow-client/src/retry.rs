@@ -70,7 +70,9 @@ impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
             max_retries: 3,
-            initial_backoff: Duration::from_millis(500),
+            // 1 s, 2 s, 4 s: long enough to ride out a server restart (process start, model
+            // load and database recovery take a few seconds on a small machine).
+            initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(8),
             max_hint: Duration::from_secs(60),
             jitter: 0.2,

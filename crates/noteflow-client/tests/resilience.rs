@@ -223,10 +223,14 @@ async fn a_job_that_never_progresses_is_given_up_after_the_unchanged_polls() {
             Err(ClientError::Stalled {
                 job_id,
                 unchanged_polls,
-                ..
+                waited,
             }) => {
                 assert_eq!(job_id, job);
                 assert_eq!(unchanged_polls, 10);
+                assert!(
+                    waited >= Duration::from_millis(150),
+                    "gave up after only {waited:?}"
+                );
             }
             other => panic!("watch {use_watch}: {other:?}"),
         }
@@ -240,7 +244,7 @@ async fn a_job_that_never_progresses_is_given_up_after_the_unchanged_polls() {
 
 #[tokio::test]
 async fn a_long_job_that_keeps_progressing_is_not_a_zombie() {
-    // Progress every 30 ms for 1.2 s, against a budget of 5 unchanged 20 ms polls (100 ms).
+    // Progress every 50 ms for 3 s, against a budget of 25 unchanged 20 ms polls (500 ms).
     struct Steady;
     impl noteflow_server::SpeakerDiarizer for Steady {
         fn diarize(
@@ -250,19 +254,24 @@ async fn a_long_job_that_keeps_progressing_is_not_a_zombie() {
             progress: &mut dyn FnMut(f32),
             cancel: &std::sync::atomic::AtomicBool,
         ) -> Result<noteflow_diarize::Diarization, noteflow_server::RunError> {
-            for step in 1..=40 {
-                std::thread::sleep(Duration::from_millis(30));
-                progress(step as f32 / 40.0);
+            for step in 1..=60 {
+                std::thread::sleep(Duration::from_millis(50));
+                progress(step as f32 / 60.0);
             }
             ControlledDiarizer::completing().diarize(audio, constraints, &mut |_| {}, cancel)
         }
     }
     let server = TestServer::start(Arc::new(Steady)).await;
     let mut config = fast_config(false);
-    config.follow.max_unchanged_polls = 5;
+    config.follow.max_unchanged_polls = 25;
     let client = Client::new(&server.url(), config).unwrap();
     let job = start(&client).await;
+    let began = std::time::Instant::now();
     let (_, outcome) = rest(client.follow(&job)).await;
+    assert!(
+        began.elapsed() > Duration::from_millis(2500),
+        "the job should outlast the no-change budget many times over"
+    );
     assert!(
         matches!(outcome, Ok(JobOutcome::Completed { .. })),
         "{outcome:?}"
@@ -310,9 +319,15 @@ async fn cancelling_an_active_job_returns_the_confirmed_cancelled_state() {
 
 #[tokio::test]
 async fn a_memory_mode_server_gives_exactly_one_warning() {
+    for use_watch in [false, true] {
+        memory_mode_warns_once(use_watch).await;
+    }
+}
+
+async fn memory_mode_warns_once(use_watch: bool) {
     let diarizer = blocking();
     let server = TestServer::start_memory(diarizer.clone()).await;
-    let client = Client::new(&server.url(), fast_config(false)).unwrap();
+    let client = Client::new(&server.url(), fast_config(use_watch)).unwrap();
     let job = start(&client).await;
     let mut handle = client.follow(&job);
     let mut events = events_until(&mut handle, is_running).await;
@@ -353,6 +368,8 @@ async fn a_retried_start_does_not_create_a_second_job() {
     let heal = async {
         tokio::time::sleep(Duration::from_millis(300)).await;
         proxy.set_mode(ProxyMode::Pass);
+        // The blackholed connection is cut, so the retry opens a healthy one.
+        proxy.drop_connections();
     };
     let (started, ()) = tokio::join!(client.start_job(&meeting, SpeakerRequest::default()), heal);
     let started = started.unwrap();
@@ -389,6 +406,22 @@ async fn dropping_the_handle_or_the_client_stops_the_follow() {
         server.status_calls().await,
         before,
         "a dropped handle's follow kept polling"
+    );
+
+    // An abandoned wait for the end (a UI closing its window mid-wait) drops the handle with it.
+    let handle = client.follow(&job);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), handle.finish())
+            .await
+            .is_err()
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let before = server.status_calls().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        server.status_calls().await,
+        before,
+        "an abandoned finish() left its follow polling"
     );
 
     // The client, with the handle kept.

@@ -218,7 +218,7 @@ async fn every_mistake_gets_its_own_status_code_and_the_server_keeps_working() {
     let e = upload(&mut meetings, &meeting, &tone_wav(10.0), "wav")
         .await
         .unwrap_err();
-    assert_eq!(e.code(), Code::ResourceExhausted);
+    assert_eq!(e.code(), Code::InvalidArgument);
     assert!(e.message().contains("limit"), "{}", e.message());
     let e = upload(&mut meetings, unknown, &tone_wav(1.0), "wav")
         .await

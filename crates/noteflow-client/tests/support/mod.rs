@@ -99,8 +99,8 @@ pub fn fast_config(use_watch: bool) -> ClientConfig {
     ClientConfig {
         call_timeout: Duration::from_secs(2),
         connect_timeout: Duration::from_millis(500),
-        keepalive_interval: Duration::from_millis(100),
-        keepalive_timeout: Duration::from_millis(200),
+        keepalive_interval: Duration::from_millis(300),
+        keepalive_timeout: Duration::from_secs(1),
         retry: RetryPolicy {
             max_retries: 3,
             initial_backoff: Duration::from_millis(50),

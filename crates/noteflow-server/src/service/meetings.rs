@@ -80,7 +80,9 @@ impl Meetings {
                 format_hint = message.format_hint;
             }
             if bytes.len() + message.chunk.len() > limit {
-                return Err(Status::resource_exhausted(format!(
+                // INVALID_ARGUMENT rather than RESOURCE_EXHAUSTED: clients retry the latter, and
+                // sending the same file again cannot succeed.
+                return Err(Status::invalid_argument(format!(
                     "the upload exceeds the server's limit of {} MiB; nothing was stored",
                     limit / (1024 * 1024)
                 )));
