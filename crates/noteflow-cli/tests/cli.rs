@@ -1,24 +1,8 @@
 //! The `noteflow` binary as a user runs it.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod support;
 
-fn testdata(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata")
-        .join(name)
-}
-
-fn noteflow(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_noteflow"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use support::{noteflow, testdata, text};
 
 #[test]
 fn diarize_prints_rttm_that_eval_scores() {

@@ -55,33 +55,10 @@ fn options() -> Options {
     options
 }
 
-/// A mono 16 kHz WAV of one second of silence.
-fn silence_wav() -> Vec<u8> {
-    let n: u32 = 16_000;
-    let mut wav = Vec::new();
-    wav.extend_from_slice(b"RIFF");
-    wav.extend_from_slice(&(36 + 2 * n).to_le_bytes());
-    wav.extend_from_slice(b"WAVEfmt ");
-    wav.extend_from_slice(&16u32.to_le_bytes());
-    for v in [1u16, 1] {
-        wav.extend_from_slice(&v.to_le_bytes());
-    }
-    for v in [16_000u32, 32_000] {
-        wav.extend_from_slice(&v.to_le_bytes());
-    }
-    for v in [2u16, 16] {
-        wav.extend_from_slice(&v.to_le_bytes());
-    }
-    wav.extend_from_slice(b"data");
-    wav.extend_from_slice(&(2 * n).to_le_bytes());
-    wav.resize(wav.len() + 2 * n as usize, 0);
-    wav
-}
-
 async fn seed(channel: Channel, jobs: usize) -> Vec<String> {
     let mut meetings = MeetingServiceClient::new(channel.clone());
     let mut diarization = DiarizationServiceClient::new(channel);
-    let audio = silence_wav();
+    let audio = noteflow_server::testing::tone_wav(1.0);
     let mut ids = Vec::with_capacity(jobs);
     for _ in 0..jobs {
         let meeting = meetings

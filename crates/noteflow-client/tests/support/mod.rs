@@ -124,28 +124,7 @@ pub fn blocking() -> Arc<ControlledDiarizer> {
     Arc::new(ControlledDiarizer::blocking())
 }
 
-/// A mono 16 kHz WAV of `seconds` of a tone.
-pub fn tone_wav(seconds: f64) -> Vec<u8> {
-    let n = (seconds * 16_000.0) as u32;
-    let mut wav = Vec::new();
-    wav.extend_from_slice(b"RIFF");
-    wav.extend_from_slice(&(36 + 2 * n).to_le_bytes());
-    wav.extend_from_slice(b"WAVEfmt ");
-    wav.extend_from_slice(&16u32.to_le_bytes());
-    wav.extend_from_slice(&1u16.to_le_bytes());
-    wav.extend_from_slice(&1u16.to_le_bytes());
-    wav.extend_from_slice(&16_000u32.to_le_bytes());
-    wav.extend_from_slice(&32_000u32.to_le_bytes());
-    wav.extend_from_slice(&2u16.to_le_bytes());
-    wav.extend_from_slice(&16u16.to_le_bytes());
-    wav.extend_from_slice(b"data");
-    wav.extend_from_slice(&(2 * n).to_le_bytes());
-    for i in 0..n {
-        let s = ((i as f64 / 16_000.0 * 440.0 * std::f64::consts::TAU).sin() * 8000.0) as i16;
-        wav.extend_from_slice(&s.to_le_bytes());
-    }
-    wav
-}
+pub use noteflow_server::testing::tone_wav;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProxyMode {

@@ -155,31 +155,7 @@ pub fn metric_value(text: &str, series: &str) -> Option<f64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// A mono 16 kHz 16-bit WAV of `seconds` of a 440 Hz tone.
-pub fn tone_wav(seconds: f64) -> Vec<u8> {
-    let rate = 16_000u32;
-    let n = (seconds * rate as f64) as u32;
-    let mut wav = Vec::with_capacity(44 + 2 * n as usize);
-    wav.extend_from_slice(b"RIFF");
-    wav.extend_from_slice(&(36 + 2 * n).to_le_bytes());
-    wav.extend_from_slice(b"WAVEfmt ");
-    wav.extend_from_slice(&16u32.to_le_bytes());
-    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
-    wav.extend_from_slice(&rate.to_le_bytes());
-    wav.extend_from_slice(&(rate * 2).to_le_bytes());
-    wav.extend_from_slice(&2u16.to_le_bytes());
-    wav.extend_from_slice(&16u16.to_le_bytes());
-    wav.extend_from_slice(b"data");
-    wav.extend_from_slice(&(2 * n).to_le_bytes());
-    for i in 0..n {
-        let t = i as f64 / rate as f64;
-        let sample =
-            (0.3 * (2.0 * std::f64::consts::PI * 440.0 * t).sin() * i16::MAX as f64) as i16;
-        wav.extend_from_slice(&sample.to_le_bytes());
-    }
-    wav
-}
+pub use noteflow_server::testing::tone_wav;
 
 /// Streams `audio` to the meeting in 64 KiB chunks.
 pub async fn upload(
