@@ -248,7 +248,7 @@ impl Runner {
         if let Outcome::Failed(message) = &outcome {
             tracing::warn!(job = %job.id, error = %message, "job failed");
         }
-        let label = Ending::Write(outcome.clone()).label();
+        let label = outcome_label(&outcome);
         let written = match retry_busy(|| self.store.finish(claim, outcome.clone())).await {
             Err(e) if matches!(outcome, Outcome::Completed(_)) => {
                 tracing::error!(job = %job.id, error = %e, "cannot record the result; marking the job FAILED");
@@ -402,12 +402,18 @@ enum Ending {
 impl Ending {
     fn label(&self) -> &'static str {
         match self {
-            Ending::Write(Outcome::Completed(_)) => "completed",
-            Ending::Write(Outcome::Failed(_)) => "failed",
-            Ending::Write(Outcome::Cancelled) => "cancelled",
+            Ending::Write(outcome) => outcome_label(outcome),
             Ending::Release => "released",
             Ending::Nothing => "abandoned",
         }
+    }
+}
+
+fn outcome_label(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Completed(_) => "completed",
+        Outcome::Failed(_) => "failed",
+        Outcome::Cancelled => "cancelled",
     }
 }
 
