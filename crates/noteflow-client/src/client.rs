@@ -95,6 +95,9 @@ pub(crate) fn status_name(status: i32) -> String {
 impl Client {
     /// A client of the server at `address` (e.g. `http://127.0.0.1:50051`). Connects lazily: an
     /// unreachable server shows up as retried UNAVAILABLE calls, not here.
+    ///
+    /// Must be called within a Tokio runtime (the connection is driven by a task of it), as must
+    /// [`follow`](Self::follow).
     pub fn new(address: &str, config: ClientConfig) -> Result<Self, ClientError> {
         if config.follow.poll_interval.is_zero() || config.call_timeout.is_zero() {
             return Err(ClientError::BadConfig(
