@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::{noteflow, testdata, text};
+use support::{assert_two_speaker_sample_rttm, noteflow, testdata, text};
 
 #[test]
 fn diarize_prints_rttm_that_eval_scores() {
@@ -10,14 +10,7 @@ fn diarize_prints_rttm_that_eval_scores() {
     let out = noteflow(&["diarize", sample.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let rttm = text(&out.stdout);
-    let speakers: std::collections::BTreeSet<&str> = rttm
-        .lines()
-        .map(|l| l.split_whitespace().nth(7).unwrap())
-        .collect();
-    assert_eq!(speakers.len(), 2, "{rttm}");
-    assert!(rttm
-        .lines()
-        .all(|l| l.starts_with("SPEAKER pyannote-sample 1 ")));
+    assert_two_speaker_sample_rttm(&rttm);
 
     let dir = tempfile::tempdir().unwrap();
     let hyp = dir.path().join("hyp.rttm");

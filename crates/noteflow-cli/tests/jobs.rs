@@ -259,14 +259,7 @@ fn diarize_against_a_server_prints_turns_and_ctrl_c_cancels_with_confirmation() 
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let rttm = text(&out.stdout);
-    let speakers: std::collections::BTreeSet<&str> = rttm
-        .lines()
-        .map(|l| l.split_whitespace().nth(7).unwrap())
-        .collect();
-    assert_eq!(speakers.len(), 2, "{rttm}");
-    assert!(rttm
-        .lines()
-        .all(|l| l.starts_with("SPEAKER pyannote-sample 1 ")));
+    assert_two_speaker_sample_rttm(&rttm);
 
     let long = testdata(MEETING);
     let (mut child, output) =

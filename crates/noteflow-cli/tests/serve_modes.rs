@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -28,23 +27,8 @@ fn serve_with_log(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let (tx, log) = std::sync::mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let first = BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .next()
-        .expect("a serving line")
-        .unwrap();
-    let addr = first
-        .strip_prefix("noteflow serving gRPC on ")
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
-        .to_string();
+    let log = lines_of(child.stderr.take().unwrap());
+    let addr = serving_address(&lines_of(child.stdout.take().unwrap()));
     (child, format!("http://{addr}"), log)
 }
 

@@ -44,14 +44,42 @@ pub fn spawn_noteflow(args: &[&str]) -> (Child, std::sync::mpsc::Receiver<String
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    let lines = lines_of(child.stdout.take().unwrap());
+    (child, lines)
+}
+
+/// The lines of a child's output, as they come, on a channel.
+pub fn lines_of(output: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in BufReader::new(output).lines().map_while(Result::ok) {
             let _ = tx.send(line);
         }
     });
-    (child, rx)
+    rx
+}
+
+/// The gRPC address from `noteflow serve`'s first stdout line ("noteflow serving gRPC on ADDR ...").
+pub fn serving_address(stdout: &std::sync::mpsc::Receiver<String>) -> String {
+    let line = stdout
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the server says where it listens");
+    line.strip_prefix("noteflow serving gRPC on ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+        .to_string()
+}
+
+/// RTTM of the bundled sample: every line names the file, and there are two speakers.
+pub fn assert_two_speaker_sample_rttm(rttm: &str) {
+    let speakers: std::collections::BTreeSet<&str> = rttm
+        .lines()
+        .map(|l| l.split_whitespace().nth(7).unwrap())
+        .collect();
+    assert_eq!(speakers.len(), 2, "{rttm}");
+    assert!(rttm
+        .lines()
+        .all(|l| l.starts_with("SPEAKER pyannote-sample 1 ")));
 }
 
 pub fn text(bytes: &[u8]) -> String {
@@ -89,21 +117,7 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("noteflow serve starts");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the server says where it listens");
-        let addr = line
-            .strip_prefix("noteflow serving gRPC on ")
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
-            .to_string();
+        let addr = serving_address(&lines_of(child.stdout.take().unwrap()));
         Server { child, addr }
     }
 
