@@ -424,8 +424,8 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-/// Runs a store call again while it fails only because the database is busy (a few times, with
-/// backoff), so a moment of contention does not fail a job.
+/// Runs a store call again while it fails only for a reason that may pass (a busy or unreachable
+/// database; a few times, with backoff), so a moment of contention does not fail a job.
 async fn retry_busy<T, F, Fut>(mut call: F) -> StoreResult<T>
 where
     F: FnMut() -> Fut,
@@ -434,7 +434,7 @@ where
     let mut delay = Duration::from_millis(50);
     for _ in 0..5 {
         match call().await {
-            Err(e) if e.is_busy() => {
+            Err(e) if e.is_retryable() => {
                 tokio::time::sleep(delay).await;
                 delay *= 2;
             }

@@ -1,7 +1,10 @@
 //! The one test suite every [`JobStore`] must pass.
 //!
-//! Each case is a public async function taking a fresh store; [`conformance_tests!`](crate::conformance_tests)
-//! turns them into one `#[tokio::test]` per case, so a failure names the case:
+//! The cases are the private async functions of this module, each taking a fresh store; the one
+//! list in [`cases!`] names them and builds [`cases`] from them. A case left out of that list is
+//! dead code, which this module refuses (`deny(dead_code)`): it does not compile, so it cannot be
+//! forgotten. [`run_all`] runs every case on a fresh store and names each one that fails;
+//! [`conformance_tests!`](crate::conformance_tests) wraps it in a test:
 //!
 //! ```ignore
 //! noteflow_store::conformance_tests!(memory, async { (MemoryStore::new(), ()) });
@@ -13,12 +16,18 @@
 //!
 //! The factory yields `(store, guard)`: the guard (a temporary directory, say) is kept alive until
 //! the case has finished with the store. The crate using the macro needs `tokio` (with the `macros`
-//! and `rt-multi-thread` features) among its dependencies.
+//! and `rt-multi-thread` features) among its dependencies. To run only some cases, set
+//! `NOTEFLOW_CONFORMANCE_CASE` to a part of their names.
 //!
 //! The texts checked here (cancel and recovery messages) are part of the contract, so they are spelt
-//! out literally rather than taken from any store.
+//! out literally rather than taken from [`contract`](crate::contract): the suite checks the contract
+//! module too.
+
+#![deny(dead_code)]
 
 use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,75 +37,133 @@ use crate::{
     StoredAudio, TurnRecord, WorkerId,
 };
 
-/// Generates one `#[tokio::test]` per conformance case, in a module named `$module`.
+/// Generates one `#[tokio::test]` named `$name` that runs every conformance case ([`run_all`]).
 /// `$factory` is an expression evaluating to a future of `(store, guard)`; it is evaluated afresh
 /// for every case.
 #[macro_export]
 macro_rules! conformance_tests {
-    ($module:ident, $factory:expr) => {
-        mod $module {
-            #[allow(unused_imports)]
-            use super::*;
-
-            $crate::conformance_tests!(@cases $factory;
-                count_by_state_lists_every_state,
-                meeting_create_get_and_unknown,
-                segments_are_ordered_and_replaced,
-                replace_segments_refused_while_a_job_is_active,
-                replace_segments_refuses_non_finite_bounds,
-                audio_round_trip_and_meeting_info,
-                put_audio_refused_while_a_job_is_active,
-                delete_meeting_cascades,
-                delete_meeting_frees_request_ids_and_spares_other_meetings,
-                create_job_new_fields,
-                create_job_request_id_is_idempotent_whatever_the_state,
-                create_job_request_id_conflict,
-                create_job_meeting_and_audio_checks,
-                create_job_returns_the_active_job,
-                create_job_queue_full_counts_only_queued,
-                get_job_unknown_is_none,
-                list_jobs_filters_newest_first,
-                list_jobs_pagination,
-                claim_next_oldest_first_and_sets_fields,
-                heartbeat_extends_lease_and_records_progress,
-                heartbeat_lost_when_claim_does_not_match,
-                heartbeat_reports_cancel_requested,
-                finish_completed_stores_result_and_relabels,
-                finish_failed_and_cancelled,
-                finish_with_stale_claim_changes_nothing,
-                finish_refuses_non_finite_turns,
-                release_requeues_with_the_same_attempt,
-                release_with_stale_claim_changes_nothing,
-                release_with_cancel_requested_cancels,
-                released_job_is_not_recovered,
-                terminal_jobs_never_change,
-                cancel_queued_running_and_unknown,
-                recover_requeues_other_workers_jobs,
-                recover_leaves_own_and_unexpired_claims_alone,
-                recover_fails_jobs_out_of_attempts,
-                recover_cancels_jobs_with_cancel_requested,
-                stale_worker_after_recovery_is_ignored,
-            );
-
-            // Both stores in this crate serialise writes (one mutex; one writer connection with
-            // IMMEDIATE transactions), so this cannot fail for them: it guards future stores with
-            // concurrent writers (PostgreSQL), on real threads.
-            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn claim_next_never_claims_a_job_twice() {
-                let (store, _guard) = $factory.await;
-                $crate::conformance::claim_next_never_claims_a_job_twice(store).await;
-            }
+    ($name:ident, $factory:expr) => {
+        // Several worker threads: one case checks concurrent claims on real threads.
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            $crate::conformance::run_all(|| $factory).await;
         }
     };
-    (@cases $factory:expr; $($case:ident),* $(,)?) => {
-        $(
-            #[::tokio::test]
-            async fn $case() {
-                let (store, _guard) = $factory.await;
-                $crate::conformance::$case(store).await;
-            }
-        )*
+}
+
+/// A case's run on a store.
+pub type CaseFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// One conformance case: it passes when its future completes, fails when it panics.
+pub struct Case<S> {
+    pub name: &'static str,
+    pub run: fn(S) -> CaseFuture,
+}
+
+/// The list of cases: defines [`cases`] from the case functions it names.
+macro_rules! cases {
+    ($($case:ident),* $(,)?) => {
+        /// Every case of the suite, in the order [`run_all`] runs them.
+        pub fn cases<S: JobStore>() -> Vec<Case<S>> {
+            vec![$(Case {
+                name: stringify!($case),
+                run: |store| Box::pin($case(store)),
+            }),*]
+        }
     };
+}
+
+cases![
+    count_by_state_lists_every_state,
+    meeting_create_get_and_unknown,
+    segments_are_ordered_and_replaced,
+    replace_segments_refused_while_a_job_is_active,
+    replace_segments_refuses_non_finite_bounds,
+    audio_round_trip_and_meeting_info,
+    put_audio_refused_while_a_job_is_active,
+    delete_meeting_cascades,
+    delete_meeting_frees_request_ids_and_spares_other_meetings,
+    create_job_new_fields,
+    create_job_request_id_is_idempotent_whatever_the_state,
+    create_job_request_id_conflict,
+    create_job_meeting_and_audio_checks,
+    create_job_returns_the_active_job,
+    create_job_queue_full_counts_only_queued,
+    get_job_unknown_is_none,
+    list_jobs_filters_newest_first,
+    list_jobs_pagination,
+    claim_next_oldest_first_and_sets_fields,
+    claim_next_never_claims_a_job_twice,
+    heartbeat_extends_lease_and_records_progress,
+    heartbeat_lost_when_claim_does_not_match,
+    heartbeat_reports_cancel_requested,
+    finish_completed_stores_result_and_relabels,
+    finish_failed_and_cancelled,
+    finish_with_stale_claim_changes_nothing,
+    finish_refuses_non_finite_turns,
+    release_requeues_with_the_same_attempt,
+    release_with_stale_claim_changes_nothing,
+    release_with_cancel_requested_cancels,
+    released_job_is_not_recovered,
+    terminal_jobs_never_change,
+    cancel_queued_running_and_unknown,
+    recover_requeues_other_workers_jobs,
+    recover_leaves_own_and_unexpired_claims_alone,
+    recover_fails_jobs_out_of_attempts,
+    recover_cancels_jobs_with_cancel_requested,
+    stale_worker_after_recovery_is_ignored,
+];
+
+/// Selects cases by a part of their names (unset: every case).
+const CASE_FILTER_VAR: &str = "NOTEFLOW_CONFORMANCE_CASE";
+
+/// Runs every case (or those `NOTEFLOW_CONFORMANCE_CASE` selects), one after the other, each on a
+/// fresh store from `factory` and in its own task, so that one failing case does not hide the
+/// others. Panics naming every case that failed, with its panic message. Needs a multi-threaded
+/// Tokio runtime.
+async fn run_all<S, G, F, Fut>(mut factory: F)
+where
+    S: JobStore,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = (S, G)>,
+{
+    let filter = std::env::var(CASE_FILTER_VAR).ok();
+    let selected: Vec<Case<S>> = cases()
+        .into_iter()
+        .filter(|case| {
+            filter
+                .as_deref()
+                .is_none_or(|part| case.name.contains(part))
+        })
+        .collect();
+    assert!(
+        !selected.is_empty(),
+        "{CASE_FILTER_VAR}={filter:?} selects no conformance case"
+    );
+    let mut failures = Vec::new();
+    for case in &selected {
+        let (store, guard) = factory().await;
+        let outcome = tokio::spawn((case.run)(store)).await;
+        drop(guard);
+        if let Err(e) = outcome {
+            let why = match e.try_into_panic() {
+                Ok(panic) => panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic without a message".into()),
+                Err(e) => e.to_string(),
+            };
+            failures.push(format!("- {}: {why}", case.name));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} conformance cases failed:\n{}",
+        failures.len(),
+        selected.len(),
+        failures.join("\n")
+    );
 }
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -218,7 +285,7 @@ fn assert_unclaimed(job: &Job) {
     );
 }
 
-pub async fn count_by_state_lists_every_state<S: JobStore>(store: S) {
+async fn count_by_state_lists_every_state<S: JobStore>(store: S) {
     assert_eq!(counts(&store).await, expect_counts(&[]));
 
     // One job in each state.
@@ -251,7 +318,7 @@ pub async fn count_by_state_lists_every_state<S: JobStore>(store: S) {
     assert_eq!(counts(&store).await, expect_counts(&expected));
 }
 
-pub async fn meeting_create_get_and_unknown<S: JobStore>(store: S) {
+async fn meeting_create_get_and_unknown<S: JobStore>(store: S) {
     let before = now_millis();
     let meeting = store.create_meeting("Weekly sync").await.unwrap();
     let after = now_millis();
@@ -278,7 +345,7 @@ pub async fn meeting_create_get_and_unknown<S: JobStore>(store: S) {
     );
 }
 
-pub async fn segments_are_ordered_and_replaced<S: JobStore>(store: S) {
+async fn segments_are_ordered_and_replaced<S: JobStore>(store: S) {
     let meeting = store.create_meeting("m").await.unwrap().id;
     let input = vec![
         segment(5.0, "third in time, first in list", Some("alice")),
@@ -336,7 +403,7 @@ pub async fn segments_are_ordered_and_replaced<S: JobStore>(store: S) {
     );
 }
 
-pub async fn replace_segments_refused_while_a_job_is_active<S: JobStore>(store: S) {
+async fn replace_segments_refused_while_a_job_is_active<S: JobStore>(store: S) {
     let meeting = meeting_with_audio(&store).await;
     let original = vec![segment(0.0, "a", Some("x")), segment(1.0, "b", None)];
     store
@@ -410,7 +477,7 @@ pub async fn replace_segments_refused_while_a_job_is_active<S: JobStore>(store: 
     );
 }
 
-pub async fn replace_segments_refuses_non_finite_bounds<S: JobStore>(store: S) {
+async fn replace_segments_refuses_non_finite_bounds<S: JobStore>(store: S) {
     let meeting = store.create_meeting("m").await.unwrap().id;
     store
         .replace_segments(meeting, vec![segment(0.0, "kept", Some("x"))])
@@ -475,7 +542,7 @@ pub async fn replace_segments_refuses_non_finite_bounds<S: JobStore>(store: S) {
     assert_eq!((stored.start, stored.end), (0.0, f64::MAX));
 }
 
-pub async fn audio_round_trip_and_meeting_info<S: JobStore>(store: S) {
+async fn audio_round_trip_and_meeting_info<S: JobStore>(store: S) {
     let meeting = store.create_meeting("m").await.unwrap().id;
     assert_eq!(store.get_audio(meeting).await.unwrap(), None);
 
@@ -521,7 +588,7 @@ pub async fn audio_round_trip_and_meeting_info<S: JobStore>(store: S) {
     );
 }
 
-pub async fn put_audio_refused_while_a_job_is_active<S: JobStore>(store: S) {
+async fn put_audio_refused_while_a_job_is_active<S: JobStore>(store: S) {
     let job = queued_job(&store).await;
     let meeting = job.meeting_id;
     let original = store.get_audio(meeting).await.unwrap();
@@ -561,7 +628,7 @@ pub async fn put_audio_refused_while_a_job_is_active<S: JobStore>(store: S) {
     store.put_audio(meeting, audio(b"newer")).await.unwrap();
 }
 
-pub async fn delete_meeting_cascades<S: JobStore>(store: S) {
+async fn delete_meeting_cascades<S: JobStore>(store: S) {
     let meeting = meeting_with_audio(&store).await;
     store
         .replace_segments(
@@ -621,7 +688,7 @@ pub async fn delete_meeting_cascades<S: JobStore>(store: S) {
     assert!(matches!(err, StoreError::MeetingNotFound(_)), "{err:?}");
 }
 
-pub async fn delete_meeting_frees_request_ids_and_spares_other_meetings<S: JobStore>(store: S) {
+async fn delete_meeting_frees_request_ids_and_spares_other_meetings<S: JobStore>(store: S) {
     let doomed = meeting_with_audio(&store).await;
     let kept = meeting_with_audio(&store).await;
     store
@@ -652,7 +719,7 @@ pub async fn delete_meeting_frees_request_ids_and_spares_other_meetings<S: JobSt
     assert_eq!(reused.meeting_id, third);
 }
 
-pub async fn create_job_new_fields<S: JobStore>(store: S) {
+async fn create_job_new_fields<S: JobStore>(store: S) {
     let meeting = meeting_with_audio(&store).await;
     let before = now_millis();
     let created = store
@@ -693,7 +760,7 @@ pub async fn create_job_new_fields<S: JobStore>(store: S) {
     assert_ne!(next.id, job.id);
 }
 
-pub async fn create_job_request_id_is_idempotent_whatever_the_state<S: JobStore>(store: S) {
+async fn create_job_request_id_is_idempotent_whatever_the_state<S: JobStore>(store: S) {
     let meeting = meeting_with_audio(&store).await;
     let first = create(&store, with_request_id(meeting, "retry-me")).await;
 
@@ -726,7 +793,7 @@ pub async fn create_job_request_id_is_idempotent_whatever_the_state<S: JobStore>
     assert_ne!(second.id, first.id);
 }
 
-pub async fn create_job_request_id_conflict<S: JobStore>(store: S) {
+async fn create_job_request_id_conflict<S: JobStore>(store: S) {
     let a = meeting_with_audio(&store).await;
     let b = meeting_with_audio(&store).await;
     let job_a = create(&store, with_request_id(a, "shared")).await;
@@ -759,7 +826,7 @@ pub async fn create_job_request_id_conflict<S: JobStore>(store: S) {
     assert_eq!(page.jobs, vec![job_a], "nothing was created");
 }
 
-pub async fn create_job_meeting_and_audio_checks<S: JobStore>(store: S) {
+async fn create_job_meeting_and_audio_checks<S: JobStore>(store: S) {
     let unknown = MeetingId::new_random();
     let err = store.create_job(new_job(unknown), 10).await.unwrap_err();
     assert!(
@@ -786,7 +853,7 @@ pub async fn create_job_meeting_and_audio_checks<S: JobStore>(store: S) {
     create(&store, with_request_id(silent, "r")).await;
 }
 
-pub async fn create_job_returns_the_active_job<S: JobStore>(store: S) {
+async fn create_job_returns_the_active_job<S: JobStore>(store: S) {
     let meeting = meeting_with_audio(&store).await;
     let first = create(&store, new_job(meeting)).await;
 
@@ -819,7 +886,7 @@ pub async fn create_job_returns_the_active_job<S: JobStore>(store: S) {
     assert_eq!(third, Created::Existing(second));
 }
 
-pub async fn create_job_queue_full_counts_only_queued<S: JobStore>(store: S) {
+async fn create_job_queue_full_counts_only_queued<S: JobStore>(store: S) {
     let max = 2;
     let m1 = meeting_with_audio(&store).await;
     let m2 = meeting_with_audio(&store).await;
@@ -866,13 +933,13 @@ pub async fn create_job_queue_full_counts_only_queued<S: JobStore>(store: S) {
     );
 }
 
-pub async fn get_job_unknown_is_none<S: JobStore>(store: S) {
+async fn get_job_unknown_is_none<S: JobStore>(store: S) {
     assert_eq!(store.get_job(JobId::new_random()).await.unwrap(), None);
     queued_job(&store).await;
     assert_eq!(store.get_job(JobId::new_random()).await.unwrap(), None);
 }
 
-pub async fn list_jobs_filters_newest_first<S: JobStore>(store: S) {
+async fn list_jobs_filters_newest_first<S: JobStore>(store: S) {
     let a = meeting_with_audio(&store).await;
     let b = meeting_with_audio(&store).await;
     // a: CANCELLED, COMPLETED, QUEUED; b: RUNNING.
@@ -937,7 +1004,7 @@ pub async fn list_jobs_filters_newest_first<S: JobStore>(store: S) {
     assert!(unknown.jobs.is_empty());
 }
 
-pub async fn list_jobs_pagination<S: JobStore>(store: S) {
+async fn list_jobs_pagination<S: JobStore>(store: S) {
     let a = meeting_with_audio(&store).await;
     let b = meeting_with_audio(&store).await;
     // Seven jobs alternating between two meetings; cancel each so the next can be created.
@@ -1028,7 +1095,7 @@ pub async fn list_jobs_pagination<S: JobStore>(store: S) {
     assert_eq!(empty.next_after_seq, None);
 }
 
-pub async fn claim_next_oldest_first_and_sets_fields<S: JobStore>(store: S) {
+async fn claim_next_oldest_first_and_sets_fields<S: JobStore>(store: S) {
     assert!(
         store
             .claim_next(&worker("w"), LEASE)
@@ -1095,7 +1162,10 @@ pub async fn claim_next_oldest_first_and_sets_fields<S: JobStore>(store: S) {
     );
 }
 
-pub async fn claim_next_never_claims_a_job_twice<S: JobStore>(store: S) {
+/// Both stores in this crate serialise writes (one mutex; one writer connection with IMMEDIATE
+/// transactions), so this cannot fail for them: it guards stores with concurrent writers
+/// (PostgreSQL), on real threads ([`run_all`] runs on a multi-threaded runtime).
+async fn claim_next_never_claims_a_job_twice<S: JobStore>(store: S) {
     const JOBS: usize = 20;
     const CLAIMERS: usize = 8;
     let store = Arc::new(store);
@@ -1139,7 +1209,7 @@ pub async fn claim_next_never_claims_a_job_twice<S: JobStore>(store: S) {
     );
 }
 
-pub async fn heartbeat_extends_lease_and_records_progress<S: JobStore>(store: S) {
+async fn heartbeat_extends_lease_and_records_progress<S: JobStore>(store: S) {
     queued_job(&store).await;
     let (claimed, c) = store
         .claim_next(&worker("w"), Duration::ZERO)
@@ -1211,7 +1281,7 @@ pub async fn heartbeat_extends_lease_and_records_progress<S: JobStore>(store: S)
     assert_eq!(j.worker_id.as_deref(), Some("w"));
 }
 
-pub async fn heartbeat_lost_when_claim_does_not_match<S: JobStore>(store: S) {
+async fn heartbeat_lost_when_claim_does_not_match<S: JobStore>(store: S) {
     let queued = queued_job(&store).await;
     let never_claimed = Claim {
         job_id: queued.id,
@@ -1262,7 +1332,7 @@ pub async fn heartbeat_lost_when_claim_does_not_match<S: JobStore>(store: S) {
     );
 }
 
-pub async fn heartbeat_reports_cancel_requested<S: JobStore>(store: S) {
+async fn heartbeat_reports_cancel_requested<S: JobStore>(store: S) {
     queued_job(&store).await;
     let (_, c) = claim(&store, "w").await;
     assert_eq!(
@@ -1295,7 +1365,7 @@ pub async fn heartbeat_reports_cancel_requested<S: JobStore>(store: S) {
     );
 }
 
-pub async fn finish_completed_stores_result_and_relabels<S: JobStore>(store: S) {
+async fn finish_completed_stores_result_and_relabels<S: JobStore>(store: S) {
     let meeting = meeting_with_audio(&store).await;
     store
         .replace_segments(
@@ -1392,7 +1462,7 @@ pub async fn finish_completed_stores_result_and_relabels<S: JobStore>(store: S) 
     assert_eq!(store.result_turns(JobId::new_random()).await.unwrap(), None);
 }
 
-pub async fn finish_failed_and_cancelled<S: JobStore>(store: S) {
+async fn finish_failed_and_cancelled<S: JobStore>(store: S) {
     let meeting = meeting_with_audio(&store).await;
     store
         .replace_segments(meeting, vec![segment(0.0, "a", Some("x"))])
@@ -1433,7 +1503,7 @@ pub async fn finish_failed_and_cancelled<S: JobStore>(store: S) {
     );
 }
 
-pub async fn finish_with_stale_claim_changes_nothing<S: JobStore>(store: S) {
+async fn finish_with_stale_claim_changes_nothing<S: JobStore>(store: S) {
     let meeting = meeting_with_audio(&store).await;
     store
         .replace_segments(meeting, vec![segment(0.0, "a", Some("x"))])
@@ -1482,7 +1552,7 @@ pub async fn finish_with_stale_claim_changes_nothing<S: JobStore>(store: S) {
     assert_eq!(job(&store, c.job_id).await.speakers, ["R"]);
 }
 
-pub async fn finish_refuses_non_finite_turns<S: JobStore>(store: S) {
+async fn finish_refuses_non_finite_turns<S: JobStore>(store: S) {
     let meeting = meeting_with_audio(&store).await;
     store
         .replace_segments(meeting, vec![segment(0.0, "a", Some("x"))])
@@ -1542,7 +1612,7 @@ pub async fn finish_refuses_non_finite_turns<S: JobStore>(store: S) {
     );
 }
 
-pub async fn release_requeues_with_the_same_attempt<S: JobStore>(store: S) {
+async fn release_requeues_with_the_same_attempt<S: JobStore>(store: S) {
     let first = queued_job(&store).await;
     let second = queued_job(&store).await;
     let third = queued_job(&store).await;
@@ -1601,7 +1671,7 @@ pub async fn release_requeues_with_the_same_attempt<S: JobStore>(store: S) {
     assert_eq!((done.state, done.attempt), (JobState::Completed, 1));
 }
 
-pub async fn release_with_stale_claim_changes_nothing<S: JobStore>(store: S) {
+async fn release_with_stale_claim_changes_nothing<S: JobStore>(store: S) {
     let queued = queued_job(&store).await;
     let never_claimed = Claim {
         job_id: queued.id,
@@ -1654,7 +1724,7 @@ pub async fn release_with_stale_claim_changes_nothing<S: JobStore>(store: S) {
     assert_eq!(job(&store, c.job_id).await, failed);
 }
 
-pub async fn release_with_cancel_requested_cancels<S: JobStore>(store: S) {
+async fn release_with_cancel_requested_cancels<S: JobStore>(store: S) {
     let j = queued_job(&store).await;
     let (claimed, c) = claim(&store, "w").await;
     store.heartbeat(&c, Some(0.4), LEASE).await.unwrap();
@@ -1691,7 +1761,7 @@ pub async fn release_with_cancel_requested_cancels<S: JobStore>(store: S) {
     assert_eq!(job(&store, j.id).await, cancelled);
 }
 
-pub async fn released_job_is_not_recovered<S: JobStore>(store: S) {
+async fn released_job_is_not_recovered<S: JobStore>(store: S) {
     let j = queued_job(&store).await;
     let (_, c) = store
         .claim_next(&worker("stopping"), Duration::ZERO)
@@ -1728,7 +1798,7 @@ pub async fn released_job_is_not_recovered<S: JobStore>(store: S) {
     assert_eq!((again.id, again.attempt), (k.id, 1));
 }
 
-pub async fn terminal_jobs_never_change<S: JobStore>(store: S) {
+async fn terminal_jobs_never_change<S: JobStore>(store: S) {
     let meeting = meeting_with_audio(&store).await;
     store
         .replace_segments(meeting, vec![segment(0.0, "a", None)])
@@ -1802,7 +1872,7 @@ pub async fn terminal_jobs_never_change<S: JobStore>(store: S) {
     assert_eq!(segments[0].speaker.as_deref(), Some("A"));
 }
 
-pub async fn cancel_queued_running_and_unknown<S: JobStore>(store: S) {
+async fn cancel_queued_running_and_unknown<S: JobStore>(store: S) {
     assert_eq!(store.cancel(JobId::new_random()).await.unwrap(), None);
 
     let queued = queued_job(&store).await;
@@ -1863,7 +1933,7 @@ pub async fn cancel_queued_running_and_unknown<S: JobStore>(store: S) {
     );
 }
 
-pub async fn recover_requeues_other_workers_jobs<S: JobStore>(store: S) {
+async fn recover_requeues_other_workers_jobs<S: JobStore>(store: S) {
     let first = queued_job(&store).await;
     let second = queued_job(&store).await;
     let untouched = queued_job(&store).await;
@@ -1931,7 +2001,7 @@ pub async fn recover_requeues_other_workers_jobs<S: JobStore>(store: S) {
     );
 }
 
-pub async fn recover_leaves_own_and_unexpired_claims_alone<S: JobStore>(store: S) {
+async fn recover_leaves_own_and_unexpired_claims_alone<S: JobStore>(store: S) {
     queued_job(&store).await;
     queued_job(&store).await;
     let (mine, _) = claim(&store, "me").await;
@@ -1973,7 +2043,7 @@ pub async fn recover_leaves_own_and_unexpired_claims_alone<S: JobStore>(store: S
     assert_eq!(job(&store, theirs.id).await.attempt, 3);
 }
 
-pub async fn recover_fails_jobs_out_of_attempts<S: JobStore>(store: S) {
+async fn recover_fails_jobs_out_of_attempts<S: JobStore>(store: S) {
     let j = queued_job(&store).await;
     let max = 2;
 
@@ -2032,7 +2102,7 @@ pub async fn recover_fails_jobs_out_of_attempts<S: JobStore>(store: S) {
     );
 }
 
-pub async fn recover_cancels_jobs_with_cancel_requested<S: JobStore>(store: S) {
+async fn recover_cancels_jobs_with_cancel_requested<S: JobStore>(store: S) {
     let j = queued_job(&store).await;
     let other = queued_job(&store).await;
     let (_, c) = claim(&store, "dead").await;
@@ -2064,7 +2134,7 @@ pub async fn recover_cancels_jobs_with_cancel_requested<S: JobStore>(store: S) {
     assert_eq!(job(&store, j.id).await, cancelled);
 }
 
-pub async fn stale_worker_after_recovery_is_ignored<S: JobStore>(store: S) {
+async fn stale_worker_after_recovery_is_ignored<S: JobStore>(store: S) {
     let meeting = meeting_with_audio(&store).await;
     store
         .replace_segments(meeting, vec![segment(0.0, "a", None)])
@@ -2110,4 +2180,16 @@ pub async fn stale_worker_after_recovery_is_ignored<S: JobStore>(store: S) {
     );
     let segments = store.get_meeting(meeting).await.unwrap().unwrap().segments;
     assert_eq!(segments[0].speaker.as_deref(), Some("NEW"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_case_is_listed_once() {
+        let cases = cases::<crate::MemoryStore>();
+        let names: HashSet<&str> = cases.iter().map(|case| case.name).collect();
+        assert_eq!(names.len(), cases.len(), "a case is listed twice");
+    }
 }

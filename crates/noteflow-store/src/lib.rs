@@ -1,12 +1,18 @@
 //! Durable state of the NoteFlow job service, behind one interface.
 //!
 //! Layout:
-//! - this file: the domain types (ids, [`JobState`], [`Job`], [`Meeting`], ...) and the [`JobStore`]
-//!   trait, whose documentation is the contract every store keeps;
+//! - this file: the domain types (ids, [`JobState`], [`Job`], [`Meeting`], ...), the [`JobStore`]
+//!   trait, whose documentation is the contract every store keeps, and [`StoreError`], the one
+//!   error type of every store (a database's own failures are [`StoreError::Backend`], classified
+//!   by [`BackendErrorKind`], so no driver's type crosses the interface);
+//! - [`contract`]: what every store decides identically, written once (the cancel, recovery and
+//!   failure messages, input validation, the `create_job` steps, the recovery decision, paging);
+//!   a leaf that every store uses and no store is used by another;
 //! - [`memory`]: [`MemoryStore`], everything in process memory (lost on restart, by design);
 //! - [`sqlite`]: [`SqliteStore`], embedded SQLite in a data directory (WAL, busy timeout, migrations
-//!   embedded in the binary) — the default;
-//! - [`conformance`] (feature `conformance`): the one test suite every store must pass.
+//!   embedded in the binary, in `sqlite/migrations.rs`) — the default;
+//! - [`conformance`] (feature `conformance`): the one test suite every store must pass, generated
+//!   from a single list of its cases.
 //!
 //! The job state machine lives in the stores' guarded updates: a job row changes state only through
 //! [`JobStore::claim_next`], [`JobStore::heartbeat`], [`JobStore::finish`], [`JobStore::release`],
@@ -23,6 +29,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub mod contract;
 pub mod memory;
 pub mod sqlite;
 
@@ -377,6 +384,37 @@ pub struct JobPage {
     pub next_after_seq: Option<i64>,
 }
 
+/// What a store's database failure means for the caller: whether trying again may help.
+///
+/// Each store maps its driver's errors onto these at its edge (see [`StoreError::Backend`]), so no
+/// caller ever looks at a driver's error type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BackendErrorKind {
+    /// Another transaction held what this one needed and the store gave up waiting: SQLite's
+    /// `SQLITE_BUSY`/`SQLITE_LOCKED` past the busy timeout; PostgreSQL's serialization failure,
+    /// deadlock or lock timeout. The call changed nothing; trying again may succeed.
+    Contention,
+    /// The database could not be reached: a connection lost or refused, a pool that timed out
+    /// waiting for a free connection. Trying again may succeed. (If the connection was lost during
+    /// the commit, the call may have taken effect; every [`JobStore`] call keeps its contract when
+    /// repeated, though a repeated worker update may then report a stale claim.)
+    Unavailable,
+    /// Anything else (an I/O error, a full disk, a constraint or result the store did not expect):
+    /// trying again will not help.
+    Other,
+}
+
+impl BackendErrorKind {
+    /// Whether a call that failed this way may succeed when made again.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            BackendErrorKind::Contention | BackendErrorKind::Unavailable
+        )
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("meeting {0} not found")]
@@ -404,24 +442,51 @@ pub enum StoreError {
     Open {
         path: String,
         #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
+        source: BoxError,
     },
-    #[error("database error: {0}")]
-    Database(#[from] rusqlite::Error),
+    /// The database failed a call. `source` is the driver's error, for logs; callers decide by
+    /// `kind` (through [`StoreError::is_retryable`] and [`StoreError::is_busy`]).
+    #[error("database error: {source}")]
+    Backend {
+        kind: BackendErrorKind,
+        #[source]
+        source: BoxError,
+    },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("store task failed: {0}")]
     Task(String),
 }
 
+/// A driver's (or any other) error, carried without naming its type.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 impl StoreError {
-    /// The database was busy or locked past the busy timeout: a retry may succeed.
+    /// A database failure of the given kind.
+    pub fn backend(kind: BackendErrorKind, source: impl Into<BoxError>) -> Self {
+        StoreError::Backend {
+            kind,
+            source: source.into(),
+        }
+    }
+
+    /// The database was busy (another transaction held what this call needed): a retry may
+    /// succeed.
     pub fn is_busy(&self) -> bool {
         matches!(
             self,
-            StoreError::Database(rusqlite::Error::SqliteFailure(e, _))
-                if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            StoreError::Backend {
+                kind: BackendErrorKind::Contention,
+                ..
+            }
         )
+    }
+
+    /// The call failed for a reason that may pass (contention, an unreachable database): a retry
+    /// may succeed. Every other error is either the caller's (bad input, a missing meeting, ...) or
+    /// lasting.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Backend { kind, .. } if kind.is_retryable())
     }
 }
 

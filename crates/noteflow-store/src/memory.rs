@@ -1,8 +1,9 @@
 //! [`MemoryStore`]: the whole state in process memory, behind one mutex.
 //!
-//! This is the reference semantics of [`JobStore`]: other stores must behave exactly like it (the
-//! [`conformance`](crate::conformance) suite checks that). It is also a real storage mode for
-//! deployments that accept losing everything on restart.
+//! The simplest form of [`JobStore`]'s contract: what it decides comes from
+//! [`contract`](crate::contract), like every store's, and the [`conformance`](crate::conformance)
+//! suite checks that all stores behave alike. It is also a real storage mode for deployments that
+//! accept losing everything on restart.
 //!
 //! Every method takes the mutex once and does all of its reading and writing under it, which is what
 //! makes each call atomic. Nothing inside the critical sections awaits. Every state change is decided
@@ -15,94 +16,17 @@ use std::fmt;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use crate::contract::{
+    check_inputs_replaceable, check_queue_room, check_startable, claim_holds, claim_of, ending,
+    heartbeat_answer, indexed_segments, into_page, is_abandoned, lease_deadline, reuse_request_id,
+    rows_to_fetch, usable_progress, zero_counts, CancelAction, Completion, Ending, RecoveryAction,
+    CANCELLED_BEFORE_START, CANCELLED_WHILE_RUNNING,
+};
 use crate::{
     now_millis, AudioInfo, CancelRequest, Claim, Created, Heartbeat, Job, JobFilter, JobId,
-    JobPage, JobResult, JobState, JobStore, Meeting, MeetingId, Millis, NewJob, Outcome, Recovery,
-    Segment, SegmentInput, StorageMode, StoreError, StoreResult, StoredAudio, TurnRecord, WorkerId,
+    JobPage, JobState, JobStore, Meeting, MeetingId, Millis, NewJob, Outcome, Recovery, Segment,
+    SegmentInput, StorageMode, StoreError, StoreResult, StoredAudio, TurnRecord, WorkerId,
 };
-
-// The texts below are part of the contract shared by all stores; they live here, with the reference
-// implementation, and the SQLite store reuses them so the two cannot drift apart.
-
-/// `error` of a job cancelled while QUEUED.
-pub(crate) const CANCELLED_BEFORE_START: &str = "cancelled before it started";
-/// `error` of a job whose worker finished it with [`Outcome::Cancelled`].
-pub(crate) const CANCELLED_WHILE_RUNNING: &str = "cancelled while running";
-/// `error` of a job that recovery found RUNNING with a cancel requested.
-pub(crate) const CANCELLED_BY_RECOVERY: &str =
-    "cancelled while running (the server stopped before the cancel completed)";
-
-/// `error` of a job that recovery gave up on.
-pub(crate) fn out_of_attempts_message(attempt: u32, max_attempts: u32) -> String {
-    let plural = |n: u32| if n == 1 { "" } else { "s" };
-    format!(
-        "interrupted {attempt} time{} (the server stopped while it ran); gave up after {max_attempts} attempt{}",
-        plural(attempt),
-        plural(max_attempts)
-    )
-}
-
-/// When a lease taken at `now` lapses; saturates rather than overflowing for absurd leases.
-pub(crate) fn lease_deadline(now: Millis, lease: Duration) -> Millis {
-    now.saturating_add(Millis::try_from(lease.as_millis()).unwrap_or(Millis::MAX))
-}
-
-/// A heartbeat's progress as it may be recorded: clamped to 0..=1, NaN ignored (it would compare
-/// false against everything and, in SQLite, be stored as NULL).
-pub(crate) fn usable_progress(progress: Option<f32>) -> Option<f32> {
-    progress.filter(|p| !p.is_nan()).map(|p| p.clamp(0.0, 1.0))
-}
-
-/// `InvalidInput` unless every segment's bounds are finite numbers (NaN or an infinity would make
-/// the transcript unorderable, and SQLite stores NaN as NULL).
-pub(crate) fn check_segments(segments: &[SegmentInput]) -> StoreResult<()> {
-    match segments
-        .iter()
-        .position(|s| !(s.start.is_finite() && s.end.is_finite()))
-    {
-        None => Ok(()),
-        Some(index) => {
-            let SegmentInput { start, end, .. } = &segments[index];
-            Err(StoreError::InvalidInput(format!(
-                "segment {index} has a non-finite bound (start {start}, end {end})"
-            )))
-        }
-    }
-}
-
-/// `InvalidInput` unless every result turn's bounds are finite numbers.
-pub(crate) fn check_turns(turns: &[TurnRecord]) -> StoreResult<()> {
-    match turns
-        .iter()
-        .position(|t| !(t.start.is_finite() && t.end.is_finite()))
-    {
-        None => Ok(()),
-        Some(index) => {
-            let TurnRecord { start, end, .. } = &turns[index];
-            Err(StoreError::InvalidInput(format!(
-                "result turn {index} has a non-finite bound (start {start}, end {end})"
-            )))
-        }
-    }
-}
-
-/// The page made of `jobs` (newest first), which holds up to `limit + 1` jobs: the extra one, when
-/// present, only says there is a next page. A zero limit gives an empty last page (a cursor could
-/// not move past anything).
-pub(crate) fn into_page(mut jobs: Vec<Job>, limit: u32) -> JobPage {
-    let limit = limit as usize;
-    let more = jobs.len() > limit && limit > 0;
-    jobs.truncate(limit);
-    let next_after_seq = if more {
-        jobs.last().map(|job| job.seq)
-    } else {
-        None
-    };
-    JobPage {
-        jobs,
-        next_after_seq,
-    }
-}
 
 /// Keeps everything in process memory; nothing survives a restart.
 #[derive(Default)]
@@ -170,12 +94,8 @@ impl State {
 
     /// The job `claim` refers to, if the claim still holds.
     fn claimed_mut(&mut self, claim: &Claim) -> Option<&mut StoredJob> {
-        self.job_mut(claim.job_id).filter(|stored| {
-            let job = &stored.job;
-            job.state == JobState::Running
-                && job.attempt == claim.attempt
-                && job.worker_id.as_deref() == Some(claim.worker.as_str())
-        })
+        self.job_mut(claim.job_id)
+            .filter(|stored| claim_holds(claim, &stored.job))
     }
 
     fn active_job(&self, meeting_id: MeetingId) -> Option<&Job> {
@@ -183,6 +103,15 @@ impl State {
             .values()
             .map(|stored| &stored.job)
             .find(|job| job.meeting_id == meeting_id && job.state.is_active())
+    }
+
+    /// The meeting, to replace its audio or segments, if the contract allows it.
+    fn replace_inputs(&mut self, id: MeetingId) -> StoreResult<&mut StoredMeeting> {
+        let has_active_job = self.active_job(id).is_some();
+        check_inputs_replaceable(id, self.meetings.contains_key(&id), has_active_job)?;
+        self.meetings
+            .get_mut(&id)
+            .ok_or(StoreError::MeetingNotFound(id))
     }
 
     fn count(&self, state: JobState) -> u64 {
@@ -205,13 +134,6 @@ fn meeting_view(id: MeetingId, meeting: &StoredMeeting) -> Meeting {
         }),
         segments: meeting.segments.clone(),
     }
-}
-
-/// A collection's length as the `u32` the interface counts in (segments, relabelled segments).
-pub(crate) fn count_u32(len: usize) -> StoreResult<u32> {
-    // Unreachable in practice: billions of segments would exhaust memory first.
-    u32::try_from(len)
-        .map_err(|_| StoreError::Corrupt(format!("{len} items do not fit in a 32-bit count")))
 }
 
 #[async_trait::async_trait]
@@ -265,15 +187,7 @@ impl JobStore for MemoryStore {
     }
 
     async fn put_audio(&self, id: MeetingId, audio: StoredAudio) -> StoreResult<()> {
-        let mut state = self.state()?;
-        if state.active_job(id).is_some() {
-            return Err(StoreError::MeetingBusy(id));
-        }
-        let meeting = state
-            .meetings
-            .get_mut(&id)
-            .ok_or(StoreError::MeetingNotFound(id))?;
-        meeting.audio = Some(audio);
+        self.state()?.replace_inputs(id)?.audio = Some(audio);
         Ok(())
     }
 
@@ -290,32 +204,9 @@ impl JobStore for MemoryStore {
         id: MeetingId,
         segments: Vec<SegmentInput>,
     ) -> StoreResult<u32> {
-        // The input is checked before anything is looked up, so a bad import is refused the same
-        // way whatever the meeting's state.
-        check_segments(&segments)?;
-        let count = count_u32(segments.len())?;
-        let segments = segments
-            .into_iter()
-            .zip(0..)
-            .map(|(segment, index)| Segment {
-                index,
-                start: segment.start,
-                end: segment.end,
-                text: segment.text,
-                speaker: segment.speaker,
-            })
-            .collect();
-        let mut state = self.state()?;
-        if state.active_job(id).is_some() {
-            // Its result relabels segments by index: they must still be the segments it was
-            // started for.
-            return Err(StoreError::MeetingBusy(id));
-        }
-        let meeting = state
-            .meetings
-            .get_mut(&id)
-            .ok_or(StoreError::MeetingNotFound(id))?;
-        meeting.segments = segments;
+        let segments = indexed_segments(segments)?;
+        let count = segments.len() as u32;
+        self.state()?.replace_inputs(id)?.segments = segments;
         Ok(count)
     }
 
@@ -328,33 +219,22 @@ impl JobStore for MemoryStore {
                 .get(request_id)
                 .and_then(|id| state.job(*id))
             {
-                return if stored.job.meeting_id == new.meeting_id {
-                    Ok(Created::Existing(stored.job.clone()))
-                } else {
-                    Err(StoreError::RequestIdConflict {
-                        request_id: request_id.clone(),
-                        other: stored.job.meeting_id,
-                    })
-                };
+                return reuse_request_id(&new, stored.job.clone());
             }
         }
 
-        let meeting = state
-            .meetings
-            .get(&new.meeting_id)
-            .ok_or(StoreError::MeetingNotFound(new.meeting_id))?;
-        if meeting.audio.is_none() {
-            return Err(StoreError::NoAudio(new.meeting_id));
-        }
+        let meeting = state.meetings.get(&new.meeting_id);
+        check_startable(
+            new.meeting_id,
+            meeting.is_some(),
+            meeting.is_some_and(|m| m.audio.is_some()),
+        )?;
 
         if let Some(active) = state.active_job(new.meeting_id) {
             return Ok(Created::Existing(active.clone()));
         }
 
-        let queued = state.count(JobState::Queued);
-        if queued >= max_queued {
-            return Err(StoreError::QueueFull { queued });
-        }
+        check_queue_room(state.count(JobState::Queued), max_queued)?;
 
         state.last_seq += 1;
         let job = Job {
@@ -403,7 +283,7 @@ impl JobStore for MemoryStore {
     ) -> StoreResult<JobPage> {
         let state = self.state()?;
         let upper = after_seq.unwrap_or(i64::MAX);
-        // One job beyond the page tells whether there is a next page.
+        let fetch = usize::try_from(rows_to_fetch(limit)).unwrap_or(usize::MAX);
         let jobs: Vec<Job> = state
             .jobs
             .range(..upper)
@@ -411,7 +291,7 @@ impl JobStore for MemoryStore {
             .map(|(_, stored)| &stored.job)
             .filter(|job| filter.meeting_id.is_none_or(|id| job.meeting_id == id))
             .filter(|job| filter.state.is_none_or(|s| job.state == s))
-            .take((limit as usize).saturating_add(1))
+            .take(fetch)
             .cloned()
             .collect();
         Ok(into_page(jobs, limit))
@@ -439,11 +319,7 @@ impl JobStore for MemoryStore {
         job.started_at = Some(now);
         job.progress = 0.0;
         job.lease_expires_at = Some(lease_deadline(now, lease));
-        let claim = Claim {
-            job_id: job.id,
-            attempt: job.attempt,
-            worker: worker.clone(),
-        };
+        let claim = claim_of(job, worker.clone());
         Ok(Some((job.clone(), claim)))
     }
 
@@ -454,68 +330,54 @@ impl JobStore for MemoryStore {
         lease: Duration,
     ) -> StoreResult<Heartbeat> {
         let mut state = self.state()?;
-        let Some(stored) = state.claimed_mut(claim) else {
-            return Ok(Heartbeat::Lost);
-        };
-        let job = &mut stored.job;
-        job.lease_expires_at = Some(lease_deadline(now_millis(), lease));
-        if let Some(progress) = usable_progress(progress) {
-            job.progress = job.progress.max(progress);
-        }
-        Ok(if job.cancel_requested {
-            Heartbeat::CancelRequested
-        } else {
-            Heartbeat::Continue
-        })
+        let cancel_requested = state.claimed_mut(claim).map(|stored| {
+            let job = &mut stored.job;
+            job.lease_expires_at = Some(lease_deadline(now_millis(), lease));
+            if let Some(progress) = usable_progress(progress) {
+                job.progress = job.progress.max(progress);
+            }
+            job.cancel_requested
+        });
+        Ok(heartbeat_answer(cancel_requested))
     }
 
     async fn finish(&self, claim: &Claim, outcome: Outcome) -> StoreResult<bool> {
-        // Checked before the claim, as in every store: a bad result is refused whoever sends it.
-        if let Outcome::Completed(result) = &outcome {
-            check_turns(&result.turns)?;
-        }
+        let Ending {
+            state: new_state,
+            progress,
+            error,
+            completion,
+        } = ending(outcome)?;
         let mut state = self.state()?;
         let Some(stored) = state.claimed_mut(claim) else {
             return Ok(false);
         };
         let job = &mut stored.job;
-        let relabel = match outcome {
-            Outcome::Completed(JobResult {
-                mut turns,
-                speakers,
-                segment_speakers,
-            }) => {
-                // The only fallible step comes first, so an error leaves the job untouched.
-                job.segments_updated = count_u32(segment_speakers.len())?;
-                job.state = JobState::Completed;
-                job.progress = 1.0;
-                job.speakers = speakers;
-                turns.sort_by(|a, b| a.start.total_cmp(&b.start).then(a.end.total_cmp(&b.end)));
-                stored.turns = turns;
-                Some((job.meeting_id, segment_speakers))
-            }
-            Outcome::Failed(message) => {
-                job.state = JobState::Failed;
-                job.error = Some(message);
-                None
-            }
-            Outcome::Cancelled => {
-                job.state = JobState::Cancelled;
-                job.error = Some(CANCELLED_WHILE_RUNNING.to_owned());
-                None
-            }
-        };
+        job.state = new_state;
+        job.progress = progress.unwrap_or(job.progress);
+        job.error = error.or(job.error.take());
         job.finished_at = Some(now_millis());
         job.worker_id = None;
         job.lease_expires_at = None;
-        if let Some((meeting_id, segment_speakers)) = relabel {
-            // A job's meeting exists while the job does: deleting the meeting deletes its jobs.
-            if let Some(meeting) = state.meetings.get_mut(&meeting_id) {
-                for (index, speaker) in segment_speakers {
-                    // Indices past the end are ignored, as an UPDATE matching no row would be.
-                    if let Some(segment) = meeting.segments.get_mut(index as usize) {
-                        segment.speaker = Some(speaker);
-                    }
+        let Some(Completion {
+            turns,
+            speakers,
+            segment_speakers,
+            segments_updated,
+        }) = completion
+        else {
+            return Ok(true);
+        };
+        job.speakers = speakers;
+        job.segments_updated = segments_updated;
+        stored.turns = turns;
+        let meeting_id = stored.job.meeting_id;
+        // A job's meeting exists while the job does: deleting the meeting deletes its jobs.
+        if let Some(meeting) = state.meetings.get_mut(&meeting_id) {
+            for (index, speaker) in segment_speakers {
+                // Indices past the end are ignored, as an UPDATE matching no row would be.
+                if let Some(segment) = meeting.segments.get_mut(index as usize) {
+                    segment.speaker = Some(speaker);
                 }
             }
         }
@@ -550,20 +412,18 @@ impl JobStore for MemoryStore {
             return Ok(None);
         };
         let job = &mut stored.job;
-        Ok(Some(match job.state {
-            JobState::Queued => {
+        Ok(Some(match CancelAction::for_state(job.state) {
+            CancelAction::CancelQueued => {
                 job.state = JobState::Cancelled;
                 job.finished_at = Some(now_millis());
                 job.error = Some(CANCELLED_BEFORE_START.to_owned());
                 CancelRequest::CancelledQueued(job.clone())
             }
-            JobState::Running => {
+            CancelAction::RequestCancel => {
                 job.cancel_requested = true;
                 CancelRequest::Requested(job.clone())
             }
-            JobState::Completed | JobState::Failed | JobState::Cancelled => {
-                CancelRequest::AlreadyTerminal(job.clone())
-            }
+            CancelAction::AlreadyTerminal => CancelRequest::AlreadyTerminal(job.clone()),
         }))
     }
 
@@ -580,31 +440,26 @@ impl JobStore for MemoryStore {
         let mut recovery = Recovery::default();
         for stored in state.jobs.values_mut() {
             let job = &mut stored.job;
-            let abandoned = job.state == JobState::Running
-                && job.worker_id.as_deref() != Some(me.as_str())
-                && job.lease_expires_at.is_some_and(|lease| lease <= now);
-            if !abandoned {
+            if !is_abandoned(job, me, now) {
                 continue;
             }
+            let action = RecoveryAction::decide(job.cancel_requested, job.attempt, max_attempts);
             job.worker_id = None;
             job.lease_expires_at = None;
-            if job.cancel_requested {
-                job.state = JobState::Cancelled;
-                job.error = Some(CANCELLED_BY_RECOVERY.to_owned());
-                job.finished_at = Some(finished_at);
-                recovery.cancelled.push(job.id);
-            } else if job.attempt < max_attempts {
-                job.state = JobState::Queued;
-                job.attempt += 1;
-                job.progress = 0.0;
-                job.started_at = None;
-                recovery.requeued.push(job.id);
-            } else {
-                job.state = JobState::Failed;
-                job.error = Some(out_of_attempts_message(job.attempt, max_attempts));
-                job.finished_at = Some(finished_at);
-                recovery.failed.push(job.id);
+            match action.terminal() {
+                Some((state, error)) => {
+                    job.state = state;
+                    job.error = Some(error.to_owned());
+                    job.finished_at = Some(finished_at);
+                }
+                None => {
+                    job.state = JobState::Queued;
+                    job.attempt += 1;
+                    job.progress = 0.0;
+                    job.started_at = None;
+                }
             }
+            action.record(job.id, &mut recovery);
         }
         Ok(recovery)
     }
@@ -619,8 +474,7 @@ impl JobStore for MemoryStore {
 
     async fn count_by_state(&self) -> StoreResult<BTreeMap<JobState, u64>> {
         let state = self.state()?;
-        let mut counts: BTreeMap<JobState, u64> =
-            JobState::ALL.into_iter().map(|s| (s, 0)).collect();
+        let mut counts = zero_counts();
         for stored in state.jobs.values() {
             *counts.entry(stored.job.state).or_default() += 1;
         }
@@ -633,19 +487,4 @@ mod tests {
     use super::*;
 
     crate::conformance_tests!(conformance, async { (MemoryStore::new(), ()) });
-
-    #[test]
-    fn progress_is_clamped_and_nan_ignored() {
-        assert_eq!(usable_progress(Some(1.5)), Some(1.0));
-        assert_eq!(usable_progress(Some(-0.5)), Some(0.0));
-        assert_eq!(usable_progress(Some(0.25)), Some(0.25));
-        assert_eq!(usable_progress(Some(f32::NAN)), None);
-        assert_eq!(usable_progress(None), None);
-    }
-
-    #[test]
-    fn lease_deadline_saturates() {
-        assert_eq!(lease_deadline(1_000, Duration::from_millis(500)), 1_500);
-        assert_eq!(lease_deadline(1_000, Duration::MAX), Millis::MAX);
-    }
 }

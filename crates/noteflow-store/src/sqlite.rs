@@ -7,8 +7,11 @@
 //! - WAL mode: one writer connection (behind a mutex: SQLite serialises writers anyway) and a small
 //!   pool of read-only connections, so status reads are not queued behind writes.
 //! - The schema lives in `migrations/`, embedded in the binary and applied in order at open; `PRAGMA
-//!   user_version` records how many have been applied.
+//!   user_version` records how many have been applied ([`migrations`]).
 //! - SQLite calls block, so each call runs on tokio's blocking thread pool.
+//! - What a call decides (errors, messages, the next state) comes from [`contract`](crate::contract);
+//!   SQLite's own errors become [`StoreError::Backend`] at the edge of each call (busy and locked
+//!   are [`BackendErrorKind::Contention`]), so nothing of `rusqlite` leaves this module.
 //!
 //! Every state-changing `UPDATE` carries its guard in its own `WHERE`: a worker's update checks the
 //! claim (state RUNNING, attempt, worker), so a stale worker's write matches no row and changes
@@ -19,7 +22,6 @@
 //! update that matches nothing means another transaction got there first.
 
 use std::collections::BTreeMap;
-use std::error::Error;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -28,18 +30,24 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use rusqlite::{
-    params, Connection, OpenFlags, OptionalExtension, Params, Row, ToSql, TransactionBehavior,
+    params, Connection, ErrorCode, OpenFlags, OptionalExtension, Params, Row, ToSql,
+    TransactionBehavior,
 };
 
-use crate::memory::{
-    check_segments, check_turns, count_u32, into_page, lease_deadline, out_of_attempts_message,
-    usable_progress, CANCELLED_BEFORE_START, CANCELLED_BY_RECOVERY, CANCELLED_WHILE_RUNNING,
+use crate::contract::{
+    check_inputs_replaceable, check_queue_room, check_startable, claim_of, ending,
+    heartbeat_answer, indexed_segments, into_page, lease_deadline, reuse_request_id, rows_to_fetch,
+    usable_progress, zero_counts, CancelAction, Completion, Ending, RecoveryAction,
+    CANCELLED_BEFORE_START, CANCELLED_WHILE_RUNNING,
 };
 use crate::{
-    now_millis, AudioInfo, CancelRequest, Claim, Created, Heartbeat, IdError, Job, JobFilter,
-    JobId, JobPage, JobState, JobStore, Meeting, MeetingId, Millis, NewJob, Outcome, Recovery,
-    Segment, SegmentInput, StorageMode, StoreError, StoreResult, StoredAudio, TurnRecord, WorkerId,
+    now_millis, AudioInfo, BackendErrorKind, BoxError, CancelRequest, Claim, Created, Heartbeat,
+    IdError, Job, JobFilter, JobId, JobPage, JobState, JobStore, Meeting, MeetingId, Millis,
+    NewJob, Outcome, Recovery, Segment, SegmentInput, StorageMode, StoreError, StoreResult,
+    StoredAudio, TurnRecord, WorkerId,
 };
+
+mod migrations;
 
 const DB_FILE: &str = "noteflow.db";
 const LOCK_FILE: &str = "noteflow.lock";
@@ -49,9 +57,6 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How many times `cancel` reads the job again when its guarded update matched nothing (the job
 /// changed state in between). Never more than once here (see the module documentation).
 const CANCEL_ROUNDS: usize = 4;
-
-/// The schema, one migration per entry, applied in order. Never edit an entry once released: add one.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
 
 /// Stores everything in `noteflow.db` inside a data directory that it locks for its lifetime.
 pub struct SqliteStore {
@@ -75,8 +80,6 @@ impl fmt::Debug for SqliteStore {
             .finish_non_exhaustive()
     }
 }
-
-type BoxError = Box<dyn Error + Send + Sync>;
 
 fn open_error(db_path: &Path, source: impl Into<BoxError>) -> StoreError {
     StoreError::Open {
@@ -108,7 +111,7 @@ impl SqliteStore {
         let lock = lock_data_dir(data_dir, &path)?;
 
         let mut writer = open_writer(&path).map_err(|e| open_error(&path, e))?;
-        migrate(&mut writer).map_err(|e| open_error(&path, e))?;
+        migrations::migrate(&mut writer).map_err(|e| open_error(&path, e))?;
         // Readers are opened after the migrations so they never see a half-built schema.
         let readers = (0..READERS)
             .map(|_| open_reader(&path).map(Mutex::new))
@@ -136,21 +139,62 @@ impl SqliteStore {
     async fn write<T, F>(&self, work: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+        F: FnOnce(&mut Connection) -> CallResult<T> + Send + 'static,
     {
         let db = Arc::clone(&self.db);
-        blocking(move || work(&mut lock(&db.writer))).await
+        blocking(move || Ok(work(&mut lock(&db.writer))?)).await
     }
 
     /// Runs `work` on a reader connection, off the async runtime.
     async fn read<T, F>(&self, work: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+        F: FnOnce(&mut Connection) -> CallResult<T> + Send + 'static,
     {
         let db = Arc::clone(&self.db);
-        blocking(move || work(&mut db.reader())).await
+        blocking(move || Ok(work(&mut db.reader())?)).await
     }
+}
+
+/// How a call on a connection fails: with an answer of the contract (an error for the caller), or
+/// with a SQLite error, which [`backend_error`] turns into a [`StoreError`] when the call returns.
+/// `?` works on both inside a call.
+enum CallError {
+    Store(StoreError),
+    Sqlite(rusqlite::Error),
+}
+
+type CallResult<T> = Result<T, CallError>;
+
+impl From<StoreError> for CallError {
+    fn from(e: StoreError) -> Self {
+        CallError::Store(e)
+    }
+}
+
+impl From<rusqlite::Error> for CallError {
+    fn from(e: rusqlite::Error) -> Self {
+        CallError::Sqlite(e)
+    }
+}
+
+impl From<CallError> for StoreError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Store(e) => e,
+            CallError::Sqlite(e) => backend_error(e),
+        }
+    }
+}
+
+/// A SQLite error as the store reports it: busy and locked (another connection held the lock past
+/// the busy timeout; the transaction was not applied) are contention, which a retry may get past.
+fn backend_error(e: rusqlite::Error) -> StoreError {
+    let kind = match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => BackendErrorKind::Contention,
+        _ => BackendErrorKind::Other,
+    };
+    StoreError::backend(kind, e)
 }
 
 impl Db {
@@ -237,30 +281,6 @@ fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-fn migrate(conn: &mut Connection) -> Result<(), BoxError> {
-    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    let known = MIGRATIONS.len();
-    let applied = usize::try_from(version)
-        .map_err(|_| format!("the database has an invalid schema version ({version})"))?;
-    if applied > known {
-        return Err(format!(
-            "the database has schema version {applied}, but this noteflow only knows versions up to \
-             {known}: it was written by a newer noteflow. Upgrade noteflow, or use another data directory"
-        )
-        .into());
-    }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
-        let target = index + 1;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute_batch(sql)
-            .map_err(|e| format!("migration to schema version {target} failed: {e}"))?;
-        tx.pragma_update(None, "user_version", target)?;
-        tx.commit()?;
-        tracing::info!(version = target, "applied database migration");
-    }
-    Ok(())
-}
-
 // The columns of a job row, for SELECT and RETURNING; `job_from_row` reads them by name.
 macro_rules! job_columns {
     () => {
@@ -287,7 +307,7 @@ fn parse_state(text: &str) -> StoreResult<JobState> {
     JobState::parse(text).ok_or_else(|| StoreError::Corrupt(format!("unknown job state '{text}'")))
 }
 
-fn job_from_row(row: &Row<'_>) -> StoreResult<Job> {
+fn job_from_row(row: &Row<'_>) -> CallResult<Job> {
     Ok(Job {
         id: parse(&row.get::<_, String>("id")?)?,
         meeting_id: parse(&row.get::<_, String>("meeting_id")?)?,
@@ -299,7 +319,7 @@ fn job_from_row(row: &Row<'_>) -> StoreResult<Job> {
         request_id: row.get("request_id")?,
         min_speakers: row.get("min_speakers")?,
         max_speakers: row.get("max_speakers")?,
-        speakers: decode_speakers(&row.get::<_, String>("speakers")?)?,
+        speakers: speakers_from_json(&row.get::<_, String>("speakers")?)?,
         segments_updated: row.get("segments_updated")?,
         error: row.get("error")?,
         created_at: row.get("created_at")?,
@@ -312,7 +332,7 @@ fn job_from_row(row: &Row<'_>) -> StoreResult<Job> {
 }
 
 /// The job row `sql` yields (a SELECT or an UPDATE ... RETURNING), if any.
-fn query_job(conn: &Connection, sql: &str, params: impl Params) -> StoreResult<Option<Job>> {
+fn query_job(conn: &Connection, sql: &str, params: impl Params) -> CallResult<Option<Job>> {
     let mut stmt = conn.prepare_cached(sql)?;
     let mut rows = stmt.query(params)?;
     rows.next()?.map(job_from_row).transpose()
@@ -320,53 +340,31 @@ fn query_job(conn: &Connection, sql: &str, params: impl Params) -> StoreResult<O
 
 /// Like [`query_job`], for statements that must yield a row (the job was read in the same
 /// transaction).
-fn query_existing_job(conn: &Connection, sql: &str, params: impl Params) -> StoreResult<Job> {
-    query_job(conn, sql, params)?.ok_or(StoreError::Database(rusqlite::Error::QueryReturnedNoRows))
+fn query_existing_job(conn: &Connection, sql: &str, params: impl Params) -> CallResult<Job> {
+    query_job(conn, sql, params)?.ok_or(CallError::Sqlite(rusqlite::Error::QueryReturnedNoRows))
 }
 
-fn meeting_exists(conn: &Connection, id: &str) -> StoreResult<bool> {
+fn meeting_exists(conn: &Connection, id: &str) -> CallResult<bool> {
     let mut stmt = conn.prepare_cached("SELECT 1 FROM meetings WHERE id = ?1")?;
     Ok(stmt.exists([id])?)
 }
 
-/// Speaker labels in the `jobs.speakers` column: each label followed by a newline, with backslash
-/// and newline inside a label escaped, so any list of strings (empty labels included) round-trips.
-fn encode_speakers(labels: &[String]) -> String {
-    let mut text = String::new();
-    for label in labels {
-        for c in label.chars() {
-            match c {
-                '\\' => text.push_str("\\\\"),
-                '\n' => text.push_str("\\n"),
-                c => text.push(c),
-            }
-        }
-        text.push('\n');
-    }
-    text
+/// Checks, in the transaction of `conn`, that the meeting's audio or segments may be replaced.
+fn check_meeting_idle(conn: &Connection, id: MeetingId, key: &str) -> CallResult<()> {
+    let exists = meeting_exists(conn, key)?;
+    let active = query_job(conn, SELECT_ACTIVE_JOB, [key])?.is_some();
+    Ok(check_inputs_replaceable(id, exists, active)?)
 }
 
-fn decode_speakers(text: &str) -> StoreResult<Vec<String>> {
-    let corrupt = || StoreError::Corrupt(format!("malformed speaker list {text:?}"));
-    let mut labels = Vec::new();
-    let mut label = String::new();
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\n' => labels.push(std::mem::take(&mut label)),
-            '\\' => match chars.next() {
-                Some('\\') => label.push('\\'),
-                Some('n') => label.push('\n'),
-                _ => return Err(corrupt()),
-            },
-            c => label.push(c),
-        }
-    }
-    if label.is_empty() {
-        Ok(labels)
-    } else {
-        Err(corrupt())
-    }
+/// Speaker labels in the `jobs.speakers` column: a JSON array of strings (schema version 2).
+fn speakers_to_json(labels: &[String]) -> CallResult<String> {
+    serde_json::to_string(labels)
+        .map_err(|e| StoreError::backend(BackendErrorKind::Other, e).into())
+}
+
+fn speakers_from_json(text: &str) -> StoreResult<Vec<String>> {
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Corrupt(format!("malformed speaker list {text:?}: {e}")))
 }
 
 #[async_trait::async_trait]
@@ -463,12 +461,7 @@ impl JobStore for SqliteStore {
         self.write(move |conn| {
             let key = id.to_string();
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            if !meeting_exists(&tx, &key)? {
-                return Err(StoreError::MeetingNotFound(id));
-            }
-            if query_job(&tx, SELECT_ACTIVE_JOB, [&key])?.is_some() {
-                return Err(StoreError::MeetingBusy(id));
-            }
+            check_meeting_idle(&tx, id, &key)?;
             tx.prepare_cached(
                 "INSERT INTO meeting_audio (meeting_id, bytes, duration_secs, format_hint) \
                  VALUES (?1, ?2, ?3, ?4) \
@@ -512,17 +505,11 @@ impl JobStore for SqliteStore {
         segments: Vec<SegmentInput>,
     ) -> StoreResult<u32> {
         // Before anything is looked up, as in every store (SQLite would store a NaN as NULL).
-        check_segments(&segments)?;
-        let count = count_u32(segments.len())?;
+        let segments = indexed_segments(segments)?;
         self.write(move |conn| {
             let key = id.to_string();
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            if !meeting_exists(&tx, &key)? {
-                return Err(StoreError::MeetingNotFound(id));
-            }
-            if query_job(&tx, SELECT_ACTIVE_JOB, [&key])?.is_some() {
-                return Err(StoreError::MeetingBusy(id));
-            }
+            check_meeting_idle(&tx, id, &key)?;
             tx.prepare_cached("DELETE FROM segments WHERE meeting_id = ?1")?
                 .execute([&key])?;
             {
@@ -530,10 +517,10 @@ impl JobStore for SqliteStore {
                     "INSERT INTO segments (meeting_id, idx, start_secs, end_secs, text, speaker) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )?;
-                for (index, segment) in (0u32..).zip(&segments) {
+                for segment in &segments {
                     insert.execute(params![
                         key,
-                        index,
+                        segment.index,
                         segment.start,
                         segment.end,
                         segment.text,
@@ -542,7 +529,7 @@ impl JobStore for SqliteStore {
                 }
             }
             tx.commit()?;
-            Ok(count)
+            Ok(segments.len() as u32)
         })
         .await
     }
@@ -560,27 +547,16 @@ impl JobStore for SqliteStore {
                     job_columns!(),
                     " FROM jobs WHERE request_id = ?1"
                 );
-                if let Some(job) = query_job(&tx, by_request, [request_id])? {
-                    return if job.meeting_id == new.meeting_id {
-                        Ok(Created::Existing(job))
-                    } else {
-                        Err(StoreError::RequestIdConflict {
-                            request_id: request_id.clone(),
-                            other: job.meeting_id,
-                        })
-                    };
+                if let Some(holder) = query_job(&tx, by_request, [request_id])? {
+                    return Ok(reuse_request_id(&new, holder)?);
                 }
             }
 
-            if !meeting_exists(&tx, &meeting_key)? {
-                return Err(StoreError::MeetingNotFound(new.meeting_id));
-            }
+            let exists = meeting_exists(&tx, &meeting_key)?;
             let has_audio = tx
                 .prepare_cached("SELECT 1 FROM meeting_audio WHERE meeting_id = ?1")?
                 .exists([&meeting_key])?;
-            if !has_audio {
-                return Err(StoreError::NoAudio(new.meeting_id));
-            }
+            check_startable(new.meeting_id, exists, has_audio)?;
 
             if let Some(active) = query_job(&tx, SELECT_ACTIVE_JOB, [&meeting_key])? {
                 return Ok(Created::Existing(active));
@@ -589,9 +565,7 @@ impl JobStore for SqliteStore {
             let queued: u64 = tx
                 .prepare_cached("SELECT COUNT(*) FROM jobs WHERE state = 'QUEUED'")?
                 .query_row([], |row| row.get(0))?;
-            if queued >= max_queued {
-                return Err(StoreError::QueueFull { queued });
-            }
+            check_queue_room(queued, max_queued)?;
 
             let insert = concat!(
                 "INSERT INTO jobs (id, meeting_id, state, progress, attempt, request_id, \
@@ -647,8 +621,7 @@ impl JobStore for SqliteStore {
                 conditions.push("seq < ?");
                 args.push(after_seq);
             }
-            // One row beyond the page tells whether there is a next page.
-            let fetch = i64::from(limit) + 1;
+            let fetch = rows_to_fetch(limit);
             args.push(&fetch);
             let where_clause = if conditions.is_empty() {
                 String::new()
@@ -696,11 +669,7 @@ impl JobStore for SqliteStore {
                 params![worker.as_str(), now, lease_deadline(now, lease)],
             )?;
             Ok(job.map(|job| {
-                let claim = Claim {
-                    job_id: job.id,
-                    attempt: job.attempt,
-                    worker,
-                };
+                let claim = claim_of(&job, worker);
                 (job, claim)
             }))
         })
@@ -733,38 +702,26 @@ impl JobStore for SqliteStore {
                     |row| row.get(0),
                 )
                 .optional()?;
-            Ok(match cancel_requested {
-                None => Heartbeat::Lost,
-                Some(true) => Heartbeat::CancelRequested,
-                Some(false) => Heartbeat::Continue,
-            })
+            Ok(heartbeat_answer(cancel_requested))
         })
         .await
     }
 
     async fn finish(&self, claim: &Claim, outcome: Outcome) -> StoreResult<bool> {
-        // Checked before the claim, as in every store: a bad result is refused whoever sends it.
-        if let Outcome::Completed(result) = &outcome {
-            check_turns(&result.turns)?;
-        }
+        let Ending {
+            state,
+            progress,
+            error,
+            completion,
+        } = ending(outcome)?;
         let claim = claim.clone();
         self.write(move |conn| {
             // NULL leaves a column as it is.
-            let (state, progress, error, result) = match outcome {
-                Outcome::Completed(result) => (JobState::Completed, Some(1.0), None, Some(result)),
-                Outcome::Failed(message) => (JobState::Failed, None, Some(message), None),
-                Outcome::Cancelled => (
-                    JobState::Cancelled,
-                    None,
-                    Some(CANCELLED_WHILE_RUNNING.to_owned()),
-                    None,
-                ),
-            };
-            let speakers = result.as_ref().map(|r| encode_speakers(&r.speakers));
-            let segments_updated = result
+            let speakers = completion
                 .as_ref()
-                .map(|r| count_u32(r.segment_speakers.len()))
+                .map(|c| speakers_to_json(&c.speakers))
                 .transpose()?;
+            let segments_updated = completion.as_ref().map(|c| c.segments_updated);
 
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let meeting_id: Option<String> = tx
@@ -779,7 +736,7 @@ impl JobStore for SqliteStore {
                 .query_row(
                     params![
                         state.as_str(),
-                        progress,
+                        progress.map(f64::from),
                         error,
                         speakers,
                         segments_updated,
@@ -796,13 +753,18 @@ impl JobStore for SqliteStore {
                 return Ok(false);
             };
 
-            if let Some(result) = result {
+            if let Some(Completion {
+                turns,
+                segment_speakers,
+                ..
+            }) = completion
+            {
                 let job_key = claim.job_id.to_string();
                 let mut insert_turn = tx.prepare_cached(
                     "INSERT INTO job_turns (job_id, idx, start_secs, end_secs, speaker) \
                      VALUES (?1, ?2, ?3, ?4, ?5)",
                 )?;
-                for (index, turn) in (0i64..).zip(&result.turns) {
+                for (index, turn) in (0i64..).zip(&turns) {
                     insert_turn.execute(params![
                         job_key,
                         index,
@@ -814,7 +776,7 @@ impl JobStore for SqliteStore {
                 let mut relabel = tx.prepare_cached(
                     "UPDATE segments SET speaker = ?1 WHERE meeting_id = ?2 AND idx = ?3",
                 )?;
-                for (index, speaker) in &result.segment_speakers {
+                for (index, speaker) in &segment_speakers {
                     // An index with no segment matches no row and is ignored.
                     relabel.execute(params![speaker, meeting_id, index])?;
                 }
@@ -874,17 +836,17 @@ impl JobStore for SqliteStore {
                 let Some(job) = query_job(&tx, SELECT_JOB_BY_ID, [&key])? else {
                     return Ok(None);
                 };
-                let request = match job.state {
-                    JobState::Queued => query_job(
+                let request = match CancelAction::for_state(job.state) {
+                    CancelAction::CancelQueued => query_job(
                         &tx,
                         cancel_queued,
                         params![now_millis(), CANCELLED_BEFORE_START, key],
                     )?
                     .map(CancelRequest::CancelledQueued),
-                    JobState::Running => {
+                    CancelAction::RequestCancel => {
                         query_job(&tx, request_cancel, [&key])?.map(CancelRequest::Requested)
                     }
-                    JobState::Completed | JobState::Failed | JobState::Cancelled => {
+                    CancelAction::AlreadyTerminal => {
                         return Ok(Some(CancelRequest::AlreadyTerminal(job)));
                     }
                 };
@@ -895,7 +857,8 @@ impl JobStore for SqliteStore {
             }
             Err(StoreError::Task(format!(
                 "job {id} kept changing state while being cancelled; try again"
-            )))
+            ))
+            .into())
         })
         .await
     }
@@ -939,44 +902,37 @@ impl JobStore for SqliteStore {
             }
             for (key, attempt, worker_id, cancel_requested) in abandoned {
                 let id: JobId = parse(&key)?;
-                if cancel_requested {
-                    let sql = concat!(
-                        "UPDATE jobs SET state = 'CANCELLED', error = ?5, finished_at = ?6, \
-                         worker_id = NULL, lease_expires_at = NULL",
-                        taken_over!()
-                    );
-                    let args = params![
-                        key,
-                        attempt,
-                        worker_id,
-                        now,
-                        CANCELLED_BY_RECOVERY,
-                        finished_at
-                    ];
-                    if tx.prepare_cached(sql)?.execute(args)? > 0 {
-                        recovery.cancelled.push(id);
+                let action = RecoveryAction::decide(cancel_requested, attempt, max_attempts);
+                let taken = match action.terminal() {
+                    Some((state, error)) => {
+                        let sql = concat!(
+                            "UPDATE jobs SET state = ?5, error = ?6, finished_at = ?7, \
+                             worker_id = NULL, lease_expires_at = NULL",
+                            taken_over!()
+                        );
+                        let args = params![
+                            key,
+                            attempt,
+                            worker_id,
+                            now,
+                            state.as_str(),
+                            error,
+                            finished_at
+                        ];
+                        tx.prepare_cached(sql)?.execute(args)?
                     }
-                } else if attempt < max_attempts {
-                    let sql = concat!(
-                        "UPDATE jobs SET state = 'QUEUED', attempt = attempt + 1, progress = 0, \
-                         started_at = NULL, worker_id = NULL, lease_expires_at = NULL",
-                        taken_over!()
-                    );
-                    let args = params![key, attempt, worker_id, now];
-                    if tx.prepare_cached(sql)?.execute(args)? > 0 {
-                        recovery.requeued.push(id);
+                    None => {
+                        let sql = concat!(
+                            "UPDATE jobs SET state = 'QUEUED', attempt = attempt + 1, progress = 0, \
+                             started_at = NULL, worker_id = NULL, lease_expires_at = NULL",
+                            taken_over!()
+                        );
+                        tx.prepare_cached(sql)?
+                            .execute(params![key, attempt, worker_id, now])?
                     }
-                } else {
-                    let sql = concat!(
-                        "UPDATE jobs SET state = 'FAILED', error = ?5, finished_at = ?6, \
-                         worker_id = NULL, lease_expires_at = NULL",
-                        taken_over!()
-                    );
-                    let message = out_of_attempts_message(attempt, max_attempts);
-                    let args = params![key, attempt, worker_id, now, message, finished_at];
-                    if tx.prepare_cached(sql)?.execute(args)? > 0 {
-                        recovery.failed.push(id);
-                    }
+                };
+                if taken > 0 {
+                    action.record(id, &mut recovery);
                 }
             }
             tx.commit()?;
@@ -1017,8 +973,7 @@ impl JobStore for SqliteStore {
 
     async fn count_by_state(&self) -> StoreResult<BTreeMap<JobState, u64>> {
         self.read(|conn| {
-            let mut counts: BTreeMap<JobState, u64> =
-                JobState::ALL.into_iter().map(|s| (s, 0)).collect();
+            let mut counts = zero_counts();
             let mut stmt =
                 conn.prepare_cached("SELECT state, COUNT(*) FROM jobs GROUP BY state")?;
             let mut rows = stmt.query([])?;
@@ -1049,27 +1004,59 @@ mod tests {
         }
     }
 
+    /// Two connections to one database: the second, not waiting at all, finds the first holding
+    /// the write lock.
+    fn busy_error() -> rusqlite::Error {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("contended.db");
+        let mut holder = Connection::open(&path).unwrap();
+        holder.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+        let _write_lock = holder
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .unwrap();
+        let mut other = Connection::open(&path).unwrap();
+        other.busy_timeout(Duration::ZERO).unwrap();
+        match other.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Err(e) => e,
+            Ok(_) => panic!("a second writer got the lock"),
+        }
+    }
+
     #[test]
-    fn speakers_round_trip() {
-        let cases: &[&[&str]] = &[
-            &[],
-            &[""],
-            &["", ""],
-            &["SPEAKER_00", "SPEAKER_01"],
-            &["a\nb", "c\\n", "\\"],
-        ];
-        for labels in cases {
-            let labels: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
-            let text = encode_speakers(&labels);
-            assert_eq!(decode_speakers(&text).unwrap(), labels, "{text:?}");
-        }
-        assert_eq!(encode_speakers(&["A".into(), "B".into()]), "A\nB\n");
-        for malformed in ["A", "A\nB", "bad\\x\n", "trailing\\"] {
-            assert!(
-                matches!(decode_speakers(malformed), Err(StoreError::Corrupt(_))),
-                "{malformed:?}"
-            );
-        }
+    fn busy_is_retryable_contention_and_other_failures_are_not() {
+        let busy = backend_error(busy_error());
+        assert!(busy.is_busy(), "{busy:?}");
+        assert!(busy.is_retryable(), "{busy:?}");
+        assert!(
+            matches!(
+                busy,
+                StoreError::Backend {
+                    kind: BackendErrorKind::Contention,
+                    ..
+                }
+            ),
+            "{busy:?}"
+        );
+        assert!(busy.to_string().contains("locked"), "{busy}");
+
+        let conn = Connection::open_in_memory().unwrap();
+        let syntax = backend_error(conn.execute_batch("SELEKT 1").unwrap_err());
+        assert!(!syntax.is_busy() && !syntax.is_retryable(), "{syntax:?}");
+        let missing = StoreError::from(CallError::Sqlite(rusqlite::Error::QueryReturnedNoRows));
+        assert!(
+            matches!(
+                missing,
+                StoreError::Backend {
+                    kind: BackendErrorKind::Other,
+                    ..
+                }
+            ),
+            "{missing:?}"
+        );
+        // A contract answer passes through unchanged.
+        let id = MeetingId::new_random();
+        let answer = StoreError::from(CallError::from(StoreError::MeetingNotFound(id)));
+        assert!(matches!(answer, StoreError::MeetingNotFound(m) if m == id));
     }
 
     #[tokio::test]
@@ -1224,7 +1211,7 @@ mod tests {
         let current: i64 = conn
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .unwrap();
-        assert_eq!(current, MIGRATIONS.len() as i64);
+        assert_eq!(current, migrations::MIGRATIONS.len() as i64);
         conn.pragma_update(None, "user_version", 99).unwrap();
         drop(conn);
 

@@ -97,8 +97,8 @@ pub fn meeting_not_found(id: MeetingId) -> Status {
 }
 
 /// Store failures as gRPC statuses: a client's mistake gets its own code and the store's message;
-/// only the server's own failures are INTERNAL (or UNAVAILABLE when the database is busy, which a
-/// retry can fix).
+/// only the server's own failures are INTERNAL (or UNAVAILABLE when the database is busy or
+/// unreachable, which a retry can fix).
 pub fn store_error(e: StoreError) -> Status {
     let message = e.to_string();
     match e {
@@ -117,9 +117,28 @@ pub fn store_error(e: StoreError) -> Status {
         ref busy if busy.is_busy() => {
             Status::unavailable(format!("the database is busy; retry shortly ({message})"))
         }
+        ref passing if passing.is_retryable() => Status::unavailable(format!(
+            "the database cannot be reached at the moment; retry shortly ({message})"
+        )),
         other => {
             tracing::error!(error = %other, "store failure");
             Status::internal(format!("the server could not access its database: {other}"))
         }
+    }
+}
+
+#[cfg(test)]
+mod store_error_tests {
+    use noteflow_store::BackendErrorKind;
+    use tonic::Code;
+
+    use super::*;
+
+    #[test]
+    fn passing_database_failures_are_unavailable_and_lasting_ones_internal() {
+        let code = |kind| store_error(StoreError::backend(kind, "the driver's message")).code();
+        assert_eq!(code(BackendErrorKind::Contention), Code::Unavailable);
+        assert_eq!(code(BackendErrorKind::Unavailable), Code::Unavailable);
+        assert_eq!(code(BackendErrorKind::Other), Code::Internal);
     }
 }
