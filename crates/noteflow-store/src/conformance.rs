@@ -121,7 +121,7 @@ const CASE_FILTER_VAR: &str = "NOTEFLOW_CONFORMANCE_CASE";
 /// fresh store from `factory` and in its own task, so that one failing case does not hide the
 /// others. Panics naming every case that failed, with its panic message. Needs a multi-threaded
 /// Tokio runtime.
-async fn run_all<S, G, F, Fut>(mut factory: F)
+pub async fn run_all<S, G, F, Fut>(mut factory: F)
 where
     S: JobStore,
     F: FnMut() -> Fut,
@@ -138,7 +138,8 @@ where
         .collect();
     assert!(
         !selected.is_empty(),
-        "{CASE_FILTER_VAR}={filter:?} selects no conformance case"
+        "{CASE_FILTER_VAR}={} selects no conformance case",
+        filter.as_deref().unwrap_or_default()
     );
     let mut failures = Vec::new();
     for case in &selected {

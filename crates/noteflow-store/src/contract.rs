@@ -3,7 +3,7 @@
 //! A store finds out the facts its way (a map lookup under a mutex, a `SELECT` in a transaction)
 //! and hands them to these functions, which say what happens: which error, which message, which
 //! state. Stores keep only what is theirs: how they read, how they guard their writes, how they
-//! stay atomic. The [`conformance`](crate::conformance) suite checks the result from the outside.
+//! stay atomic. The conformance suite checks the result from the outside.
 //!
 //! This module is a leaf: it uses the crate's domain types and nothing of any store.
 
@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::{
-    Claim, Created, Heartbeat, Job, JobId, JobPage, JobState, MeetingId, Millis, NewJob, Outcome,
-    Recovery, Segment, SegmentInput, StoreError, StoreResult, TurnRecord, WorkerId,
+    Claim, Created, Heartbeat, Job, JobId, JobPage, JobResult, JobState, MeetingId, Millis, NewJob,
+    Outcome, Recovery, Segment, SegmentInput, StoreError, StoreResult, WorkerId,
 };
 
 /// `error` of a job cancelled while QUEUED.
@@ -95,12 +95,17 @@ pub fn check_inputs_replaceable(
     meeting_exists: bool,
     has_active_job: bool,
 ) -> StoreResult<()> {
-    if !meeting_exists {
-        Err(StoreError::MeetingNotFound(id))
-    } else if has_active_job {
-        Err(StoreError::MeetingBusy(id))
-    } else {
-        Ok(())
+    first_failure([
+        (!meeting_exists, StoreError::MeetingNotFound(id)),
+        (has_active_job, StoreError::MeetingBusy(id)),
+    ])
+}
+
+/// The error of the first check that failed, in the order given.
+fn first_failure<const N: usize>(checks: [(bool, StoreError); N]) -> StoreResult<()> {
+    match checks.into_iter().find(|(failed, _)| *failed) {
+        Some((_, error)) => Err(error),
+        None => Ok(()),
     }
 }
 
@@ -124,13 +129,10 @@ pub fn check_startable(
     meeting_exists: bool,
     has_audio: bool,
 ) -> StoreResult<()> {
-    if !meeting_exists {
-        Err(StoreError::MeetingNotFound(meeting_id))
-    } else if !has_audio {
-        Err(StoreError::NoAudio(meeting_id))
-    } else {
-        Ok(())
-    }
+    first_failure([
+        (!meeting_exists, StoreError::MeetingNotFound(meeting_id)),
+        (!has_audio, StoreError::NoAudio(meeting_id)),
+    ])
 }
 
 /// Step 4 of `create_job`: `QueueFull` when `queued` jobs already fill the queue.
@@ -210,11 +212,10 @@ pub struct Ending {
 /// A completed run's result, as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Completion {
-    /// Ordered by start, then end; ties keep the worker's order. Stores return them in this order.
-    pub turns: Vec<TurnRecord>,
-    pub speakers: Vec<String>,
-    /// Applied to the meeting's segments by index; an index with no segment is ignored.
-    pub segment_speakers: Vec<(u32, String)>,
+    /// As the worker gave it, but with the turns ordered by start, then end (ties keep the
+    /// worker's order): stores return them in this order. `segment_speakers` relabel the meeting's
+    /// segments by index; an index with no segment is ignored.
+    pub result: JobResult,
     /// `Job::segments_updated`: the length of `segment_speakers`.
     pub segments_updated: u32,
 }
@@ -223,19 +224,18 @@ pub struct Completion {
 /// checked before the claim, so a bad result is refused whoever sends it.
 pub fn ending(outcome: Outcome) -> StoreResult<Ending> {
     Ok(match outcome {
-        Outcome::Completed(result) => {
+        Outcome::Completed(mut result) => {
             check_finite("result turn", result.turns.iter().map(|t| (t.start, t.end)))?;
             let segments_updated = count_u32(result.segment_speakers.len())?;
-            let mut turns = result.turns;
-            turns.sort_by(|a, b| a.start.total_cmp(&b.start).then(a.end.total_cmp(&b.end)));
+            result
+                .turns
+                .sort_by(|a, b| a.start.total_cmp(&b.start).then(a.end.total_cmp(&b.end)));
             Ending {
                 state: JobState::Completed,
                 progress: Some(1.0),
                 error: None,
                 completion: Some(Completion {
-                    turns,
-                    speakers: result.speakers,
-                    segment_speakers: result.segment_speakers,
+                    result,
                     segments_updated,
                 }),
             }

@@ -24,8 +24,8 @@ use crate::contract::{
 };
 use crate::{
     now_millis, AudioInfo, CancelRequest, Claim, Created, Heartbeat, Job, JobFilter, JobId,
-    JobPage, JobState, JobStore, Meeting, MeetingId, Millis, NewJob, Outcome, Recovery, Segment,
-    SegmentInput, StorageMode, StoreError, StoreResult, StoredAudio, TurnRecord, WorkerId,
+    JobPage, JobResult, JobState, JobStore, Meeting, MeetingId, Millis, NewJob, Outcome, Recovery,
+    Segment, SegmentInput, StorageMode, StoreError, StoreResult, StoredAudio, TurnRecord, WorkerId,
 };
 
 /// Keeps everything in process memory; nothing survives a restart.
@@ -360,9 +360,12 @@ impl JobStore for MemoryStore {
         job.worker_id = None;
         job.lease_expires_at = None;
         let Some(Completion {
-            turns,
-            speakers,
-            segment_speakers,
+            result:
+                JobResult {
+                    turns,
+                    speakers,
+                    segment_speakers,
+                },
             segments_updated,
         }) = completion
         else {

@@ -42,8 +42,8 @@ use crate::contract::{
 };
 use crate::{
     now_millis, AudioInfo, BackendErrorKind, BoxError, CancelRequest, Claim, Created, Heartbeat,
-    IdError, Job, JobFilter, JobId, JobPage, JobState, JobStore, Meeting, MeetingId, Millis,
-    NewJob, Outcome, Recovery, Segment, SegmentInput, StorageMode, StoreError, StoreResult,
+    IdError, Job, JobFilter, JobId, JobPage, JobResult, JobState, JobStore, Meeting, MeetingId,
+    Millis, NewJob, Outcome, Recovery, Segment, SegmentInput, StorageMode, StoreError, StoreResult,
     StoredAudio, TurnRecord, WorkerId,
 };
 
@@ -719,7 +719,7 @@ impl JobStore for SqliteStore {
             // NULL leaves a column as it is.
             let speakers = completion
                 .as_ref()
-                .map(|c| speakers_to_json(&c.speakers))
+                .map(|c| speakers_to_json(&c.result.speakers))
                 .transpose()?;
             let segments_updated = completion.as_ref().map(|c| c.segments_updated);
 
@@ -754,8 +754,12 @@ impl JobStore for SqliteStore {
             };
 
             if let Some(Completion {
-                turns,
-                segment_speakers,
+                result:
+                    JobResult {
+                        turns,
+                        segment_speakers,
+                        ..
+                    },
                 ..
             }) = completion
             {
@@ -1016,7 +1020,8 @@ mod tests {
             .unwrap();
         let mut other = Connection::open(&path).unwrap();
         other.busy_timeout(Duration::ZERO).unwrap();
-        match other.transaction_with_behavior(TransactionBehavior::Immediate) {
+        let second_writer = other.transaction_with_behavior(TransactionBehavior::Immediate);
+        match second_writer {
             Err(e) => e,
             Ok(_) => panic!("a second writer got the lock"),
         }

@@ -155,6 +155,16 @@ mod tests {
             .unwrap()
     }
 
+    /// The `jobs.speakers` column of job `id`, as stored.
+    fn stored_speakers(conn: &Connection, id: JobId) -> String {
+        conn.query_row(
+            "SELECT speakers FROM jobs WHERE id = ?1",
+            [id.to_string()],
+            |row| row.get(0),
+        )
+        .unwrap()
+    }
+
     #[tokio::test]
     async fn a_version_1_database_keeps_its_speakers() {
         let dir = tempfile::tempdir().unwrap();
@@ -186,14 +196,10 @@ mod tests {
 
         // The column holds JSON now, and SQLite refuses anything else in it.
         let conn = Connection::open(dir.path().join("noteflow.db")).unwrap();
-        let stored: String = conn
-            .query_row(
-                "SELECT speakers FROM jobs WHERE id = ?1",
-                [ids[1].to_string()],
-                |row| row.get(0),
-            )
-            .unwrap();
-        assert_eq!(stored, r#"["back\\slash","new\nline","","both\\\n\\n"]"#);
+        assert_eq!(
+            stored_speakers(&conn, ids[1]),
+            r#"["back\\slash","new\nline","","both\\\n\\n"]"#
+        );
         for bad in ["SPEAKER_00\n", "{}", "\"A\""] {
             let refused = conn.execute(
                 "UPDATE jobs SET speakers = ?1 WHERE id = ?2",
@@ -218,15 +224,9 @@ mod tests {
 
         assert_eq!(user_version(dir.path()), 1);
         let conn = Connection::open(dir.path().join("noteflow.db")).unwrap();
-        let kept: String = conn
-            .query_row(
-                "SELECT speakers FROM jobs WHERE id = ?1",
-                [ids[0].to_string()],
-                |row| row.get(0),
-            )
-            .unwrap();
         assert_eq!(
-            kept, "fine\n",
+            stored_speakers(&conn, ids[0]),
+            "fine\n",
             "the rolled-back migration left version 1's data"
         );
     }
