@@ -1,10 +1,10 @@
 //! The one test suite every [`JobStore`] must pass.
 //!
 //! The cases are the private async functions of this module, each taking a fresh store; the one
-//! list in [`cases!`] names them and builds [`cases`] from them. A case left out of that list is
-//! dead code, which this module refuses (`deny(dead_code)`): it does not compile, so it cannot be
-//! forgotten. [`run_all`] runs every case on a fresh store and names each one that fails;
-//! [`conformance_tests!`](crate::conformance_tests) wraps it in a test:
+//! list in the `cases!` invocation names them and builds [`cases`] from them. A case left out of
+//! that list is dead code, which this module refuses (`deny(dead_code)`): it does not compile, so
+//! it cannot be forgotten. [`run_all`] runs every case on a fresh store and names each one that
+//! fails; [`conformance_tests!`](crate::conformance_tests) wraps it in a test:
 //!
 //! ```ignore
 //! noteflow_store::conformance_tests!(memory, async { (MemoryStore::new(), ()) });

@@ -1,4 +1,4 @@
-//! The decisions every [`JobStore`] makes identically, written once.
+//! The decisions every [`JobStore`](crate::JobStore) makes identically, written once.
 //!
 //! A store finds out the facts its way (a map lookup under a mutex, a `SELECT` in a transaction)
 //! and hands them to these functions, which say what happens: which error, which message, which

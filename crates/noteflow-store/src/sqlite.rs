@@ -7,7 +7,7 @@
 //! - WAL mode: one writer connection (behind a mutex: SQLite serialises writers anyway) and a small
 //!   pool of read-only connections, so status reads are not queued behind writes.
 //! - The schema lives in `migrations/`, embedded in the binary and applied in order at open; `PRAGMA
-//!   user_version` records how many have been applied ([`migrations`]).
+//!   user_version` records how many have been applied (`sqlite/migrations.rs`).
 //! - SQLite calls block, so each call runs on tokio's blocking thread pool.
 //! - What a call decides (errors, messages, the next state) comes from [`contract`](crate::contract);
 //!   SQLite's own errors become [`StoreError::Backend`] at the edge of each call (busy and locked
