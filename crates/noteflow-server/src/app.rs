@@ -20,6 +20,7 @@ use crate::config::{DatabaseConfig, ServerConfig};
 use crate::diarizer::SpeakerDiarizer;
 use crate::events::JobEvents;
 use crate::metrics::{self, Metrics};
+use crate::observe::ObserveLayer;
 use crate::runner::Runner;
 use crate::service::jobs::Jobs;
 use crate::service::meetings::Meetings;
@@ -48,6 +49,28 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
     #[error("cannot set up gRPC reflection: {0}")]
     Reflection(String),
+    #[error("the compiled-in gRPC descriptors cannot be read: {0}")]
+    Descriptors(#[from] prost::DecodeError),
+}
+
+/// The descriptors of NoteFlow's services and of health, which reflection publishes (it adds its
+/// own).
+const API_DESCRIPTORS: [&[u8]; 2] = [
+    noteflow_proto::v1::FILE_DESCRIPTOR_SET,
+    tonic_health::pb::FILE_DESCRIPTOR_SET,
+];
+
+/// The descriptors of both reflection versions served.
+const REFLECTION_DESCRIPTORS: [&[u8]; 2] = [
+    tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+    tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+];
+
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    API_DESCRIPTORS.into_iter().fold(
+        tonic_reflection::server::Builder::configure(),
+        |builder, descriptors| builder.register_encoded_file_descriptor_set(descriptors),
+    )
 }
 
 /// A built, bound server, not yet serving. Tests build it on port 0 with a fresh data directory.
@@ -202,14 +225,10 @@ impl Application {
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<MeetingServiceServer<Meetings>>().await;
         health.set_serving::<DiarizationServiceServer<Jobs>>().await;
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(noteflow_proto::v1::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        let reflection = reflection_builder()
             .build_v1()
             .map_err(|e| ServeError::Reflection(e.to_string()))?;
-        let reflection_alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(noteflow_proto::v1::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        let reflection_alpha = reflection_builder()
             .build_v1alpha()
             .map_err(|e| ServeError::Reflection(e.to_string()))?;
 
@@ -232,7 +251,13 @@ impl Application {
             concurrency = self.config.runner.concurrency,
             "serving"
         );
+        // Every call, whichever service answers it, is counted and gets its span here.
+        let observe = ObserveLayer::new(
+            self.state.metrics.clone(),
+            &[API_DESCRIPTORS, REFLECTION_DESCRIPTORS].concat(),
+        )?;
         let server = tonic::transport::Server::builder()
+            .layer(observe)
             .add_service(health_service)
             .add_service(reflection)
             .add_service(reflection_alpha)

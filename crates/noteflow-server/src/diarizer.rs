@@ -1,6 +1,7 @@
 //! The seam between the job runner and the engine: the runner calls a [`SpeakerDiarizer`], which is
-//! the real engine in production and a controllable double ([`crate::testing::ControlledDiarizer`])
-//! in lifecycle tests that need deterministic timing.
+//! the real engine in production and, in lifecycle tests that need deterministic timing, a
+//! controllable double (`ControlledDiarizer`, in the `testing` module behind the feature of that
+//! name). The double depends on this seam, never the other way round.
 
 use std::sync::atomic::AtomicBool;
 

@@ -8,9 +8,11 @@
 //!   codes;
 //! - [`runner`]: claims queued jobs and runs them with bounded concurrency, heartbeats, timeouts and
 //!   cancellation;
-//! - [`diarizer`]: the [`SpeakerDiarizer`] seam between runner and engine; [`testing`] has a
-//!   controllable double for lifecycle tests;
+//! - [`diarizer`]: the [`SpeakerDiarizer`] seam between runner and engine;
+//! - `testing` (feature `testing`): a controllable diarizer double for lifecycle tests and a WAV
+//!   writer, for this crate's tests, the client's and CLI's tests and the status bench;
 //! - [`events`]: in-process notices of job changes, for watchers;
+//! - [`observe`]: the one layer every gRPC call passes through: RPC metrics and a tracing span;
 //! - [`metrics`]: Prometheus metrics over HTTP;
 //! - [`shutdown`]: waiting for SIGINT or SIGTERM.
 //!
@@ -22,9 +24,11 @@ pub mod config;
 pub mod diarizer;
 pub mod events;
 pub mod metrics;
+pub mod observe;
 pub mod runner;
 pub mod service;
 pub mod shutdown;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use app::{Application, ServeError, StartError};

@@ -2,7 +2,6 @@
 //! code. Served as text on `GET /metrics` of the metrics port.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use noteflow_store::{JobState, JobStore, StorageMode};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -11,7 +10,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use tonic::Status;
+use tonic::Code;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabel {
@@ -30,7 +29,7 @@ struct OutcomeLabel {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RpcLabels {
-    method: &'static str,
+    method: String,
     code: String,
 }
 
@@ -99,7 +98,7 @@ impl Metrics {
         let rpcs = Family::<RpcLabels, Counter>::default();
         registry.register(
             "rpc_requests",
-            "gRPC requests by method and status code",
+            "gRPC calls by method and final status code, counted when the call ends (Cancelled: the client went away first)",
             rpcs.clone(),
         );
         let rpc_duration = Family::<RpcLabels, Histogram, fn() -> Histogram>::new_with_constructor(
@@ -107,7 +106,7 @@ impl Metrics {
         );
         registry.register(
             "rpc_duration_seconds",
-            "gRPC handling time by method and status code (streams: until the response starts)",
+            "Time from a gRPC request's arrival until the server began its answer, by method and final status code (the whole call for unary and upload calls; for response streams such as WatchDiarizationJob, the time to set the stream up, not how long it stayed open)",
             rpc_duration.clone(),
         );
         let recovered = Family::<RecoveryLabel, Counter>::default();
@@ -147,27 +146,17 @@ impl Metrics {
             .inc_by(count as u64);
     }
 
-    /// Runs one RPC handler and counts it by method and resulting code.
-    pub async fn observe<T>(
-        &self,
-        method: &'static str,
-        handler: impl std::future::Future<Output = Result<T, Status>>,
-    ) -> Result<T, Status> {
-        let started = Instant::now();
-        let result = handler.await;
-        let code = match &result {
-            Ok(_) => tonic::Code::Ok,
-            Err(status) => status.code(),
-        };
+    /// Counts one ended gRPC call; `answer_seconds` is how long the server took to begin its answer.
+    /// The per-RPC layer (module `observe`) calls it for every call, so handlers never do.
+    pub fn rpc_finished(&self, method: &str, code: Code, answer_seconds: f64) {
         let labels = RpcLabels {
-            method,
+            method: method.to_string(),
             code: format!("{code:?}"),
         };
         self.rpcs.get_or_create(&labels).inc();
         self.rpc_duration
             .get_or_create(&labels)
-            .observe(started.elapsed().as_secs_f64());
-        result
+            .observe(answer_seconds);
     }
 
     /// The text exposition, with the job-state gauges read from the store now.

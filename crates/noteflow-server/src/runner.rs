@@ -17,6 +17,7 @@ use noteflow_store::{
 };
 use std::panic::AssertUnwindSafe;
 use tokio::sync::{watch, Notify, Semaphore};
+use tracing::Instrument;
 
 use crate::config::RunnerConfig;
 use crate::diarizer::{RunError, SpeakerDiarizer};
@@ -163,11 +164,21 @@ impl Runner {
                     if *shutdown.borrow() {
                         control.stop(StopReason::Shutdown);
                     }
+                    // Every log line of the run, the engine's included, names the job through this.
+                    let span = tracing::info_span!(
+                        "job",
+                        job = %job.id,
+                        attempt = job.attempt,
+                        worker = %self.worker
+                    );
                     let this = self.clone();
-                    tasks.spawn(async move {
-                        this.run_job(job, claim, control).await;
-                        drop(permit);
-                    });
+                    tasks.spawn(
+                        async move {
+                            this.run_job(job, claim, control).await;
+                            drop(permit);
+                        }
+                        .instrument(span),
+                    );
                 }
                 Ok(None) => {
                     drop(permit);
@@ -209,7 +220,7 @@ impl Runner {
             control.stop(StopReason::Cancelled);
         }
         self.events.changed(job.id);
-        tracing::info!(job = %job.id, meeting = %job.meeting_id, attempt = job.attempt, "job started");
+        tracing::info!(meeting = %job.meeting_id, "job started");
 
         // A panic here must not leave the job RUNNING under a live worker: it becomes a failure.
         let ending = AssertUnwindSafe(self.execute(&job, &claim, &control))
@@ -227,15 +238,13 @@ impl Runner {
         match ending {
             Ending::Nothing => {}
             Ending::Release => match retry_busy(|| self.store.release(&claim)).await {
-                Ok(true) => {
-                    tracing::info!(job = %job.id, "job given back to the queue for the next start")
-                }
+                Ok(true) => tracing::info!("job given back to the queue for the next start"),
                 Ok(false) => self.metrics.stale_write(),
                 Err(e) => {
-                    tracing::error!(job = %job.id, error = %e, "cannot give the job back; the next start re-queues it")
+                    tracing::error!(error = %e, "cannot give the job back; the next start re-queues it")
                 }
             },
-            Ending::Write(outcome) => self.record(&job, &claim, outcome, started).await,
+            Ending::Write(outcome) => self.record(&claim, outcome, started).await,
         }
         self.metrics
             .job_finished(label, started.elapsed().as_secs_f64());
@@ -244,14 +253,14 @@ impl Runner {
 
     /// Writes how the run ended, retrying while the database is busy. If the result itself cannot be
     /// written, the job is at least marked FAILED, so it does not stay RUNNING under a live worker.
-    async fn record(&self, job: &Job, claim: &Claim, outcome: Outcome, started: Instant) {
+    async fn record(&self, claim: &Claim, outcome: Outcome, started: Instant) {
         if let Outcome::Failed(message) = &outcome {
-            tracing::warn!(job = %job.id, error = %message, "job failed");
+            tracing::warn!(error = %message, "job failed");
         }
         let label = outcome_label(&outcome);
         let written = match retry_busy(|| self.store.finish(claim, outcome.clone())).await {
             Err(e) if matches!(outcome, Outcome::Completed(_)) => {
-                tracing::error!(job = %job.id, error = %e, "cannot record the result; marking the job FAILED");
+                tracing::error!(error = %e, "cannot record the result; marking the job FAILED");
                 let failed = Outcome::Failed(format!("the result could not be recorded: {e}"));
                 retry_busy(|| self.store.finish(claim, failed.clone())).await
             }
@@ -259,14 +268,20 @@ impl Runner {
         };
         match written {
             Ok(true) => {
-                tracing::info!(job = %job.id, outcome = label, seconds = started.elapsed().as_secs_f64(), "job finished")
+                tracing::info!(
+                    outcome = label,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "job finished"
+                )
             }
             Ok(false) => {
                 self.metrics.stale_write();
-                tracing::warn!(job = %job.id, "the job's claim was lost before its end was written; nothing written");
+                tracing::warn!(
+                    "the job's claim was lost before its end was written; nothing written"
+                );
             }
             Err(e) => {
-                tracing::error!(job = %job.id, error = %e, "cannot record the end of the job; it stays RUNNING until the next start re-queues it")
+                tracing::error!(error = %e, "cannot record the end of the job; it stays RUNNING until the next start re-queues it")
             }
         }
     }
@@ -299,7 +314,10 @@ impl Runner {
         let (progress_tx, progress_rx) = watch::channel(0f32);
         let diarizer = self.diarizer.clone();
         let engine_control = control.clone();
+        // A blocking thread does not inherit the task's span; the engine's log lines need it.
+        let span = tracing::Span::current();
         let mut work = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
             if engine_control.cancel.load(Ordering::SeqCst) {
                 return Err(RunError::Cancelled);
             }
@@ -322,7 +340,7 @@ impl Runner {
             tokio::select! {
                 result = &mut work => break result,
                 _ = sleep_until(deadline), if control.reason() == StopReason::None => {
-                    tracing::warn!(job = %job.id, ?timeout, "job ran past its time limit; stopping it");
+                    tracing::warn!(?timeout, "job ran past its time limit; stopping it");
                     control.stop(StopReason::TimedOut);
                 }
                 _ = heartbeat.tick(), if control.reason() != StopReason::ClaimLost => {
@@ -331,10 +349,10 @@ impl Runner {
                         Ok(Heartbeat::Continue) => {}
                         Ok(Heartbeat::CancelRequested) => control.stop(StopReason::Cancelled),
                         Ok(Heartbeat::Lost) => {
-                            tracing::warn!(job = %job.id, "the job's claim is gone (recovered elsewhere, or deleted); stopping");
+                            tracing::warn!("the job's claim is gone (recovered elsewhere, or deleted); stopping");
                             control.stop(StopReason::ClaimLost);
                         }
-                        Err(e) => tracing::warn!(job = %job.id, error = %e, "heartbeat failed"),
+                        Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
                     }
                     if progress != last_written {
                         last_written = progress;

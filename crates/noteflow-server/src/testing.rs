@@ -1,12 +1,14 @@
-//! A controllable [`SpeakerDiarizer`] for lifecycle tests: it blocks until released (or cancelled),
-//! fails on demand, and reports how many runs started, so tests of cancel, timeout, races and restarts
-//! are deterministic. End-to-end tests use the real engine instead.
+//! Test doubles and fixtures (feature `testing`): a controllable [`SpeakerDiarizer`] for lifecycle
+//! tests, which blocks until released (or cancelled), fails on demand, and reports how many runs
+//! started and finished, so tests of cancel, timeout, races and restarts are deterministic; and a WAV
+//! writer for audio nobody listens to. End-to-end tests use the real engine instead.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use noteflow_diarize::{Audio16k, Diarization, SpeakerConstraints, Turn};
+use tokio::sync::watch;
 
 use crate::diarizer::{RunError, SpeakerDiarizer};
 
@@ -21,13 +23,21 @@ struct Control {
     speakers: usize,
 }
 
+/// How many runs started and ended, and the most that were under way at once. Tests wait on it
+/// changing rather than polling it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Runs {
+    started: usize,
+    finished: usize,
+    most_at_once: usize,
+}
+
 /// See the module documentation. Share it as `Arc<ControlledDiarizer>`.
 #[derive(Debug)]
 pub struct ControlledDiarizer {
     control: Mutex<Control>,
     changed: Condvar,
-    started: AtomicUsize,
-    finished: AtomicUsize,
+    runs: watch::Sender<Runs>,
 }
 
 impl ControlledDiarizer {
@@ -41,8 +51,7 @@ impl ControlledDiarizer {
                 speakers: 2,
             }),
             changed: Condvar::new(),
-            started: AtomicUsize::new(0),
-            finished: AtomicUsize::new(0),
+            runs: watch::Sender::new(Runs::default()),
         }
     }
 
@@ -82,23 +91,32 @@ impl ControlledDiarizer {
     }
 
     pub fn runs_started(&self) -> usize {
-        self.started.load(Ordering::SeqCst)
+        self.runs.borrow().started
     }
 
     pub fn runs_finished(&self) -> usize {
-        self.finished.load(Ordering::SeqCst)
+        self.runs.borrow().finished
     }
 
-    /// Waits (polling; for tests) until at least `n` runs have started.
+    /// The most runs that were under way at the same time so far.
+    pub fn most_runs_at_once(&self) -> usize {
+        self.runs.borrow().most_at_once
+    }
+
+    /// Waits until at least `n` runs have started; false if `timeout` passes first.
     pub async fn wait_for_runs(&self, n: usize, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while self.runs_started() < n {
-            if Instant::now() > deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        true
+        self.wait_for(|runs| runs.started >= n, timeout).await
+    }
+
+    /// Waits until at least `n` runs have ended; false if `timeout` passes first.
+    pub async fn wait_for_finished(&self, n: usize, timeout: Duration) -> bool {
+        self.wait_for(|runs| runs.finished >= n, timeout).await
+    }
+
+    async fn wait_for(&self, done: impl FnMut(&Runs) -> bool, timeout: Duration) -> bool {
+        let mut runs = self.runs.subscribe();
+        let reached = tokio::time::timeout(timeout, runs.wait_for(done)).await;
+        matches!(reached, Ok(Ok(_)))
     }
 }
 
@@ -110,8 +128,11 @@ impl SpeakerDiarizer for ControlledDiarizer {
         progress: &mut dyn FnMut(f32),
         cancel: &AtomicBool,
     ) -> Result<Diarization, RunError> {
-        self.started.fetch_add(1, Ordering::SeqCst);
-        let _finished = FinishGuard(&self.finished);
+        self.runs.send_modify(|runs| {
+            runs.started += 1;
+            runs.most_at_once = runs.most_at_once.max(runs.started - runs.finished);
+        });
+        let _finished = FinishGuard(&self.runs);
         let mut control = self.control.lock().unwrap();
         let started = Instant::now();
         loop {
@@ -147,11 +168,12 @@ impl SpeakerDiarizer for ControlledDiarizer {
     }
 }
 
-struct FinishGuard<'a>(&'a AtomicUsize);
+/// Counts a run as finished however it ends.
+struct FinishGuard<'a>(&'a watch::Sender<Runs>);
 
 impl Drop for FinishGuard<'_> {
     fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
+        self.0.send_modify(|runs| runs.finished += 1);
     }
 }
 
@@ -173,26 +195,23 @@ fn alternating_turns(duration: f64, speakers: usize) -> Diarization {
 /// A mono 16 kHz 16-bit WAV of `seconds` of a 440 Hz tone: audio the server accepts, for tests and
 /// benchmarks that do not care what is said.
 pub fn tone_wav(seconds: f64) -> Vec<u8> {
-    let rate = 16_000u32;
-    let n = (seconds * rate as f64) as u32;
-    let mut wav = Vec::with_capacity(44 + 2 * n as usize);
-    wav.extend_from_slice(b"RIFF");
-    wav.extend_from_slice(&(36 + 2 * n).to_le_bytes());
-    wav.extend_from_slice(b"WAVEfmt ");
-    wav.extend_from_slice(&16u32.to_le_bytes());
-    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
-    wav.extend_from_slice(&rate.to_le_bytes());
-    wav.extend_from_slice(&(rate * 2).to_le_bytes());
-    wav.extend_from_slice(&2u16.to_le_bytes());
-    wav.extend_from_slice(&16u16.to_le_bytes());
-    wav.extend_from_slice(b"data");
-    wav.extend_from_slice(&(2 * n).to_le_bytes());
-    for i in 0..n {
-        let t = i as f64 / rate as f64;
-        let sample =
-            (0.3 * (2.0 * std::f64::consts::PI * 440.0 * t).sin() * i16::MAX as f64) as i16;
-        wav.extend_from_slice(&sample.to_le_bytes());
+    const RATE: u32 = 16_000;
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let samples = (seconds * f64::from(RATE)) as u32;
+    let mut wav = std::io::Cursor::new(Vec::with_capacity(44 + 2 * samples as usize));
+    let mut writer = hound::WavWriter::new(&mut wav, spec).expect("a WAV header fits in memory");
+    for i in 0..samples {
+        let t = f64::from(i) / f64::from(RATE);
+        let sample = 0.3 * (2.0 * std::f64::consts::PI * 440.0 * t).sin() * f64::from(i16::MAX);
+        writer
+            .write_sample(sample as i16)
+            .expect("samples fit in memory");
     }
-    wav
+    writer.finalize().expect("a WAV in memory can be finished");
+    wav.into_inner()
 }

@@ -250,7 +250,8 @@ async fn every_mistake_gets_its_own_status_code_and_the_server_keeps_working() {
         (tx, task)
     };
     let (mut open_tx, mut open) = open_upload(&meetings);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Nothing outside the server shows when the open upload has taken the slot, so this tries
+    // until an upload is refused: each try is a whole call, and the deadline bounds them.
     let refused = within(WAIT, "a refused upload", async {
         loop {
             match upload(&mut meetings, &meeting, &tone_wav(1.0), "wav").await {
@@ -262,7 +263,6 @@ async fn every_mistake_gets_its_own_status_code_and_the_server_keeps_working() {
                     if open.is_finished() {
                         (open_tx, open) = open_upload(&meetings);
                     }
-                    tokio::time::sleep(Duration::from_millis(20)).await
                 }
             }
         }
@@ -542,11 +542,19 @@ async fn cancelling_a_queued_job_is_immediate_and_it_never_runs() {
         "cancelled before it started"
     );
 
+    // Queued behind the cancelled job: the runner takes the oldest job first, so once this one has
+    // run, the runner has passed the cancelled one.
+    let later = start_job(&mut jobs, &meeting_with_audio(&mut meetings, 1.0).await).await;
     diarizer.release();
     let done = wait_until(&mut jobs, &first, WAIT, is_terminal).await;
     assert!(is_status(&done, pb::JobStatus::Completed));
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(diarizer.runs_started(), 1, "the cancelled job ran");
+    let later_done = wait_until(&mut jobs, &later, WAIT, is_terminal).await;
+    assert!(is_status(&later_done, pb::JobStatus::Completed));
+    assert_eq!(
+        diarizer.runs_started(),
+        2,
+        "the cancelled job ran (only the first and the later one may)"
+    );
 
     // Cancelling a terminal job changes nothing and says so.
     let again = jobs
@@ -748,7 +756,6 @@ async fn jobs_run_at_most_concurrency_at_once() {
         ids.push(start_job(&mut jobs, &meeting_with_audio(&mut meetings, 0.5).await).await);
     }
     assert!(diarizer.wait_for_runs(2, WAIT).await);
-    tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(diarizer.runs_started(), 2);
     let queued = jobs
         .list_diarization_jobs(pb::ListDiarizationJobsRequest {
@@ -767,6 +774,9 @@ async fn jobs_run_at_most_concurrency_at_once() {
             pb::JobStatus::Completed
         ));
     }
+    // Over the whole test rather than at one moment: the first two runs were held until release,
+    // so a third run starting early would have overlapped them.
+    assert_eq!(diarizer.most_runs_at_once(), 2);
     server.stop().await;
 }
 
@@ -917,12 +927,10 @@ async fn deleting_a_meeting_stops_its_job_and_removes_everything() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::NotFound);
-    within(WAIT, "the deleted meeting's run to stop", async {
-        while diarizer.runs_finished() < 1 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
+    assert!(
+        diarizer.wait_for_finished(1, WAIT).await,
+        "the deleted meeting's run did not stop"
+    );
 
     let metrics = server.metrics().await;
     assert_eq!(

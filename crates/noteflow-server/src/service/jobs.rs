@@ -12,8 +12,10 @@ use noteflow_store::{
     CancelRequest, Created, Job, JobFilter, JobId, JobState, NewJob, StorageMode,
 };
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use crate::events::JobSubscription;
+use crate::observe::REQUEST_ID_FIELD;
 
 use super::convert::{self, job_not_found, parse_job_id, parse_meeting_id, store_error};
 use super::{ServiceState, MEMORY_MODE_WARNING};
@@ -54,6 +56,9 @@ impl Jobs {
             return Err(Status::invalid_argument(format!(
                 "request_id is longer than {MAX_REQUEST_ID_CHARS} characters"
             )));
+        }
+        if !request_id.is_empty() {
+            tracing::Span::current().record(REQUEST_ID_FIELD, request_id);
         }
         let (new_min, new_max) = (
             constraints.min().map(|n| n as u32),
@@ -302,51 +307,31 @@ impl DiarizationService for Jobs {
         &self,
         request: Request<pb::RefineSpeakerDiarizationRequest>,
     ) -> Result<Response<pb::RefineSpeakerDiarizationResponse>, Status> {
-        self.state
-            .metrics
-            .observe("RefineSpeakerDiarization", async {
-                self.refine(request.into_inner()).await.map(Response::new)
-            })
-            .await
+        self.refine(request.into_inner()).await.map(Response::new)
     }
 
     async fn get_diarization_job_status(
         &self,
         request: Request<pb::GetDiarizationJobStatusRequest>,
     ) -> Result<Response<pb::DiarizationJob>, Status> {
-        self.state
-            .metrics
-            .observe("GetDiarizationJobStatus", async {
-                let id = parse_job_id("job_id", &request.get_ref().job_id)?;
-                let job = self.load(id).await?;
-                Ok(Response::new(self.state.job_message(&job)))
-            })
-            .await
+        let id = parse_job_id("job_id", &request.get_ref().job_id)?;
+        let job = self.load(id).await?;
+        Ok(Response::new(self.state.job_message(&job)))
     }
 
     async fn cancel_diarization_job(
         &self,
         request: Request<pb::CancelDiarizationJobRequest>,
     ) -> Result<Response<pb::CancelDiarizationJobResponse>, Status> {
-        self.state
-            .metrics
-            .observe("CancelDiarizationJob", async {
-                let id = parse_job_id("job_id", &request.get_ref().job_id)?;
-                self.cancel(id).await.map(Response::new)
-            })
-            .await
+        let id = parse_job_id("job_id", &request.get_ref().job_id)?;
+        self.cancel(id).await.map(Response::new)
     }
 
     async fn list_diarization_jobs(
         &self,
         request: Request<pb::ListDiarizationJobsRequest>,
     ) -> Result<Response<pb::ListDiarizationJobsResponse>, Status> {
-        self.state
-            .metrics
-            .observe("ListDiarizationJobs", async {
-                self.list(request.into_inner()).await.map(Response::new)
-            })
-            .await
+        self.list(request.into_inner()).await.map(Response::new)
     }
 
     type WatchDiarizationJobStream = WatchStream;
@@ -355,32 +340,23 @@ impl DiarizationService for Jobs {
         &self,
         request: Request<pb::WatchDiarizationJobRequest>,
     ) -> Result<Response<WatchStream>, Status> {
-        self.state
-            .metrics
-            .observe("WatchDiarizationJob", async {
-                let id = parse_job_id("job_id", &request.get_ref().job_id)?;
-                // Subscribe before the first read so no change falls between the two.
-                let subscription = self.state.events.subscribe();
-                let first = self.load(id).await?;
-                let (tx, rx) = tokio::sync::mpsc::channel(16);
-                tokio::spawn(watch(self.state.clone(), first, subscription, tx));
-                let stream: WatchStream = Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx));
-                Ok(Response::new(stream))
-            })
-            .await
+        let id = parse_job_id("job_id", &request.get_ref().job_id)?;
+        // Subscribe before the first read so no change falls between the two.
+        let subscription = self.state.events.subscribe();
+        let first = self.load(id).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        // In the call's span, so the stream's log lines name the call.
+        tokio::spawn(watch(self.state.clone(), first, subscription, tx).in_current_span());
+        let stream: WatchStream = Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx));
+        Ok(Response::new(stream))
     }
 
     async fn get_diarization_result(
         &self,
         request: Request<pb::GetDiarizationResultRequest>,
     ) -> Result<Response<pb::DiarizationResult>, Status> {
-        self.state
-            .metrics
-            .observe("GetDiarizationResult", async {
-                let id = parse_job_id("job_id", &request.get_ref().job_id)?;
-                self.result(id).await.map(Response::new)
-            })
-            .await
+        let id = parse_job_id("job_id", &request.get_ref().job_id)?;
+        self.result(id).await.map(Response::new)
     }
 }
 

@@ -278,83 +278,58 @@ impl MeetingService for Meetings {
         &self,
         request: Request<pb::CreateMeetingRequest>,
     ) -> Result<Response<pb::Meeting>, Status> {
-        self.state
-            .metrics
-            .observe("CreateMeeting", async {
-                let title = request.into_inner().title;
-                if title.chars().count() > MAX_TITLE_CHARS {
-                    return Err(Status::invalid_argument(format!(
-                        "title is longer than {MAX_TITLE_CHARS} characters"
-                    )));
-                }
-                let meeting = self
-                    .state
-                    .store
-                    .create_meeting(title.trim())
-                    .await
-                    .map_err(store_error)?;
-                Ok(Response::new(convert::meeting(&meeting)))
-            })
+        let title = request.into_inner().title;
+        if title.chars().count() > MAX_TITLE_CHARS {
+            return Err(Status::invalid_argument(format!(
+                "title is longer than {MAX_TITLE_CHARS} characters"
+            )));
+        }
+        let meeting = self
+            .state
+            .store
+            .create_meeting(title.trim())
             .await
+            .map_err(store_error)?;
+        Ok(Response::new(convert::meeting(&meeting)))
     }
 
     async fn upload_audio(
         &self,
         request: Request<Streaming<pb::UploadAudioRequest>>,
     ) -> Result<Response<pb::UploadAudioResponse>, Status> {
-        self.state
-            .metrics
-            .observe("UploadAudio", async {
-                self.upload(request.into_inner()).await.map(Response::new)
-            })
-            .await
+        self.upload(request.into_inner()).await.map(Response::new)
     }
 
     async fn import_segments(
         &self,
         request: Request<pb::ImportSegmentsRequest>,
     ) -> Result<Response<pb::ImportSegmentsResponse>, Status> {
-        self.state
-            .metrics
-            .observe("ImportSegments", async {
-                self.import(request.into_inner()).await.map(Response::new)
-            })
-            .await
+        self.import(request.into_inner()).await.map(Response::new)
     }
 
     async fn get_meeting(
         &self,
         request: Request<pb::GetMeetingRequest>,
     ) -> Result<Response<pb::Meeting>, Status> {
-        self.state
-            .metrics
-            .observe("GetMeeting", async {
-                let id = parse_meeting_id("meeting_id", &request.get_ref().meeting_id)?;
-                match self
-                    .state
-                    .store
-                    .get_meeting(id)
-                    .await
-                    .map_err(store_error)?
-                {
-                    Some(meeting) => Ok(Response::new(convert::meeting(&meeting))),
-                    None => Err(meeting_not_found(id)),
-                }
-            })
+        let id = parse_meeting_id("meeting_id", &request.get_ref().meeting_id)?;
+        match self
+            .state
+            .store
+            .get_meeting(id)
             .await
+            .map_err(store_error)?
+        {
+            Some(meeting) => Ok(Response::new(convert::meeting(&meeting))),
+            None => Err(meeting_not_found(id)),
+        }
     }
 
     async fn delete_meeting(
         &self,
         request: Request<pb::DeleteMeetingRequest>,
     ) -> Result<Response<pb::DeleteMeetingResponse>, Status> {
-        self.state
-            .metrics
-            .observe("DeleteMeeting", async {
-                let id = parse_meeting_id("meeting_id", &request.get_ref().meeting_id)?;
-                self.delete(id).await.map(Response::new)
-            })
-            .await
+        let id = parse_meeting_id("meeting_id", &request.get_ref().meeting_id)?;
+        self.delete(id).await.map(Response::new)
     }
 }
 

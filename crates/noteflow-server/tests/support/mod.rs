@@ -129,6 +129,19 @@ impl TestServer {
         self.data_dir.take()
     }
 
+    /// Reads the metrics until `series` has `value` or `timeout` passes (each read is a whole HTTP
+    /// request); returns the last text read, for the caller's assertion to show.
+    pub async fn wait_for_metric(&self, series: &str, value: f64, timeout: Duration) -> String {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let text = self.metrics().await;
+            if metric_value(&text, series) == Some(value) || tokio::time::Instant::now() > deadline
+            {
+                return text;
+            }
+        }
+    }
+
     /// The Prometheus text from GET /metrics, over a plain socket.
     pub async fn metrics(&self) -> String {
         let mut stream = tokio::net::TcpStream::connect(self.metrics_addr)
@@ -215,7 +228,9 @@ pub async fn status(jobs: &mut Jobs, job_id: &str) -> pb::DiarizationJob {
     .into_inner()
 }
 
-/// Polls until `done(job)` or `timeout`; returns the last status seen.
+/// Follows the job on WatchDiarizationJob (which sends it now and on every change) until
+/// `done(job)`, and returns that state. If the stream ends first (the job ended) or `timeout` passes,
+/// returns the job's status as it then is, for the caller's assertion to show.
 pub async fn wait_until(
     jobs: &mut Jobs,
     job_id: &str,
@@ -223,13 +238,20 @@ pub async fn wait_until(
     done: impl Fn(&pb::DiarizationJob) -> bool,
 ) -> pb::DiarizationJob {
     let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let job = status(jobs, job_id).await;
-        if done(&job) || tokio::time::Instant::now() > deadline {
+    let request = pb::WatchDiarizationJobRequest {
+        job_id: job_id.into(),
+    };
+    let mut updates = jobs
+        .watch_diarization_job(request)
+        .await
+        .unwrap()
+        .into_inner();
+    while let Ok(Ok(Some(job))) = tokio::time::timeout_at(deadline, updates.message()).await {
+        if done(&job) {
             return job;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    status(jobs, job_id).await
 }
 
 pub fn is_status(job: &pb::DiarizationJob, status: pb::JobStatus) -> bool {
