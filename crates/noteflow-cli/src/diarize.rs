@@ -1,29 +1,28 @@
-//! `noteflow diarize FILE`: the main job, end to end. By default it starts the job service in this
-//! process (embedded SQLite, bundled models, an ephemeral loopback port) and goes through the same
-//! lifecycle a remote client does: create a meeting, upload the audio over gRPC, start a job, watch
-//! it to the end, fetch the result. `--engine-only` calls the engine directly instead.
+//! `noteflow diarize FILE`: the main job, end to end, through the resilient client. By default it
+//! starts the job service in this process (embedded SQLite, bundled models, an ephemeral loopback
+//! port); with `--server URL` it uses a running one. Either way the same client goes through the
+//! lifecycle: create a meeting, upload the audio, start a job, follow it to the end (Ctrl-C cancels
+//! it and reports its confirmed final state), print the turns. `--engine-only` calls the engine
+//! directly instead.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
-use clap::{Args, ValueEnum};
-use noteflow_diarize::{Diarization, Diarizer, Turn};
-use noteflow_proto::v1 as pb;
-use noteflow_proto::v1::diarization_service_client::DiarizationServiceClient;
-use noteflow_proto::v1::meeting_service_client::MeetingServiceClient;
+use anyhow::{Context, Result};
+use clap::Args;
+use noteflow_client::proto as pb;
+use noteflow_client::{
+    status_name, CancelOutcome, Client, ClientError, FollowConfig, JobOutcome, SpeakerRequest,
+};
+use noteflow_diarize::{Diarizer, SpeakerConstraints};
 use noteflow_server::{Application, DatabaseConfig, ServerConfig};
-use tokio_stream::StreamExt;
-use tonic::transport::Channel;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
+use crate::connect;
+use crate::exit;
+use crate::output::{self, EventDisplay, OutputFormat, ProgressBar};
 use crate::{EngineArgs, SpeakerArgs};
-
-#[derive(Clone, Copy, ValueEnum)]
-pub enum OutputFormat {
-    Rttm,
-    Json,
-}
 
 #[derive(Args)]
 pub struct DiarizeArgs {
@@ -34,7 +33,7 @@ pub struct DiarizeArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "rttm")]
     format: OutputFormat,
-    /// Show progress on stderr.
+    /// Show progress on stderr (always shown with --server).
     #[arg(long)]
     progress: bool,
     /// Keep the job service's SQLite database here (default: a temporary directory, removed after).
@@ -51,70 +50,68 @@ pub struct DiarizeArgs {
     engine: EngineArgs,
 }
 
-const UPLOAD_CHUNK: usize = 1 << 20;
+/// What to diarize and how to show it.
+struct Request<'a> {
+    file: &'a Path,
+    speakers: SpeakerRequest,
+    format: OutputFormat,
+    display: EventDisplay,
+}
 
-/// Returns the process exit code (see `remote` for their meanings).
+/// Returns the process exit code (see [`crate::exit`]).
 pub fn run(args: DiarizeArgs) -> Result<u8> {
     let constraints = args.speakers.constraints()?;
+    let request = Request {
+        file: &args.file,
+        speakers: args.speakers.request(),
+        format: args.format,
+        display: if args.progress || args.server.is_some() {
+            EventDisplay::Progress
+        } else {
+            EventDisplay::Quiet
+        },
+    };
     if let Some(server) = &args.server {
-        return crate::remote::diarize(
-            &args.file,
-            &args.speakers,
-            args.format,
-            &crate::remote::ServerArgs::at(server),
-        );
+        return crate::runtime()?.block_on(async {
+            let client = connect::client(server, FollowConfig::default())?;
+            follow_to_output(&client, &request).await
+        });
     }
     let diarizer = args.engine.load()?;
-    let result = if args.engine_only {
-        engine_only(&args, &diarizer, constraints)?
-    } else {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")?;
-        runtime.block_on(through_the_service(&args, diarizer))?
-    };
-    match args.format {
-        OutputFormat::Rttm => {
-            let file_id = args
-                .file
-                .file_stem()
-                .map_or("audio".into(), |s| s.to_string_lossy());
-            print!("{}", result.to_rttm(&file_id));
-        }
-        OutputFormat::Json => println!("{}", result.to_json()),
+    if args.engine_only {
+        return engine_only(&args, &diarizer, constraints);
     }
-    Ok(0)
+    crate::runtime()?.block_on(in_process(args.data_dir.as_deref(), diarizer, &request))
 }
 
 fn engine_only(
     args: &DiarizeArgs,
     diarizer: &Diarizer,
-    constraints: noteflow_diarize::SpeakerConstraints,
-) -> Result<Diarization> {
+    constraints: SpeakerConstraints,
+) -> Result<u8> {
     let audio = noteflow_diarize::decode_file(&args.file)
         .with_context(|| format!("cannot read audio from {}", args.file.display()))?;
-    let mut last = -1i32;
-    let mut progress = |fraction: f32| show_progress(args, fraction, &mut last);
+    let mut bar = ProgressBar::default();
+    let mut progress = |fraction: f32| {
+        if args.progress {
+            bar.show(fraction * 100.0, "diarizing");
+        }
+    };
     let result = diarizer.diarize(&audio, constraints, &mut progress, &AtomicBool::new(false));
-    if args.progress {
-        eprintln!();
-    }
-    Ok(result?)
+    bar.end_line();
+    output::print_turns(&args.file, args.format, &result?);
+    Ok(exit::OK)
 }
 
-fn show_progress(args: &DiarizeArgs, fraction: f32, last: &mut i32) {
-    let percent = (fraction * 100.0) as i32;
-    if args.progress && percent != *last {
-        *last = percent;
-        eprint!("\rdiarizing {}: {percent:3}%", args.file.display());
-    }
-}
-
-async fn through_the_service(args: &DiarizeArgs, diarizer: Diarizer) -> Result<Diarization> {
+/// Runs the job service in this process for one job, on a loopback port, and goes through it.
+async fn in_process(
+    data_dir: Option<&Path>,
+    diarizer: Diarizer,
+    request: &Request<'_>,
+) -> Result<u8> {
     let temporary;
-    let data_dir = match &args.data_dir {
-        Some(dir) => dir.clone(),
+    let data_dir = match data_dir {
+        Some(dir) => dir.to_path_buf(),
         None => {
             temporary = tempfile::tempdir().context("cannot create a temporary data directory")?;
             temporary.path().to_path_buf()
@@ -124,109 +121,88 @@ async fn through_the_service(args: &DiarizeArgs, diarizer: Diarizer) -> Result<D
     config.metrics_addr = None;
     config.runner.concurrency = 1;
     let app = Application::build(config, Arc::new(diarizer)).await?;
-    let endpoint = format!("http://{}", app.grpc_addr());
+    let address = format!("http://{}", app.grpc_addr());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async {
         let _ = stopped.await;
     }));
 
-    let result = follow_one_job(args, &endpoint).await;
+    // The client is dropped before the server stops, so no open connection holds the stop up.
+    let code = async {
+        let client = connect::client(&address, FollowConfig::default())?;
+        follow_to_output(&client, request).await
+    }
+    .await;
     let _ = stop.send(());
     server.await.context("the in-process server crashed")??;
-    result
+    code
 }
 
-async fn follow_one_job(args: &DiarizeArgs, endpoint: &str) -> Result<Diarization> {
-    let channel = Channel::from_shared(endpoint.to_string())?
-        .connect()
-        .await
-        .with_context(|| format!("cannot connect to {endpoint}"))?;
-    let mut meetings = MeetingServiceClient::new(channel.clone());
-    let mut jobs = DiarizationServiceClient::new(channel);
-    let name = args.file.display().to_string();
+/// Upload, start, follow, print the turns; returns the exit code, after printing the error that
+/// decided it if there was one.
+async fn follow_to_output(client: &Client, request: &Request<'_>) -> Result<u8> {
+    // Listening from the start, so a Ctrl-C during upload or start is not the default kill (which
+    // could leave a job nobody follows); one pressed while the job is being started is acted on
+    // as soon as its id is known.
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?;
+    Ok(exit::report(diarize(client, request, &mut interrupt).await))
+}
 
-    let meeting = meetings
-        .create_meeting(pb::CreateMeetingRequest {
-            title: name.clone(),
-        })
-        .await?
-        .into_inner()
-        .id;
-    let bytes = std::fs::read(&args.file).with_context(|| format!("cannot read {name}"))?;
-    let hint = args
-        .file
-        .extension()
-        .map(|e| e.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut chunks: Vec<pb::UploadAudioRequest> = bytes
-        .chunks(UPLOAD_CHUNK)
-        .map(|chunk| pb::UploadAudioRequest {
-            chunk: chunk.to_vec(),
-            ..Default::default()
-        })
-        .collect();
-    if chunks.is_empty() {
-        chunks.push(pb::UploadAudioRequest::default());
+async fn diarize(
+    client: &Client,
+    request: &Request<'_>,
+    interrupt: &mut Signal,
+) -> Result<u8, ClientError> {
+    let (meeting, uploaded) = tokio::select! {
+        uploaded = client.upload_file(request.file) => uploaded?,
+        _ = interrupt.recv() => {
+            eprintln!("interrupted during the upload; no job was started");
+            return Ok(exit::CANCELLED);
+        }
+    };
+    let started = client.start_job(&meeting, request.speakers).await?;
+    if request.display == EventDisplay::Progress {
+        eprintln!("job {} for {}", started.job_id, request.file.display());
     }
-    chunks[0].meeting_id = meeting.clone();
-    chunks[0].format_hint = hint;
-    let uploaded = meetings
-        .upload_audio(tokio_stream::iter(chunks))
-        .await
-        .map_err(|status| anyhow::anyhow!("cannot use {name}: {}", status.message()))?
-        .into_inner();
+    let followed = output::print_events(client.follow(&started.job_id), request.display);
+    let outcome = tokio::select! {
+        outcome = followed => outcome?,
+        _ = interrupt.recv() => match cancel(client, &started.job_id, interrupt).await? {
+            Some(outcome) => outcome,
+            None => return Ok(exit::ERROR),
+        },
+    };
+    if let JobOutcome::Completed { result, .. } = &outcome {
+        let turns = output::diarization(result, uploaded.duration_seconds);
+        output::print_turns(request.file, request.format, &turns);
+    }
+    Ok(exit::of_outcome(&outcome))
+}
 
-    let speakers = &args.speakers;
-    let started = jobs
-        .refine_speaker_diarization(pb::RefineSpeakerDiarizationRequest {
-            meeting_id: meeting,
-            num_speakers: speakers.speakers.map(|n| n as u32),
-            min_speakers: speakers.min_speakers.map(|n| n as u32),
-            max_speakers: speakers.max_speakers.map(|n| n as u32),
-            request_id: String::new(),
-        })
-        .await
-        .map_err(|status| anyhow::anyhow!("cannot start the job: {}", status.message()))?
-        .into_inner();
-
-    let mut stream = jobs
-        .watch_diarization_job(pb::WatchDiarizationJobRequest {
-            job_id: started.job_id.clone(),
-        })
-        .await?
-        .into_inner();
-    let mut last_percent = -1;
-    let mut last = None;
-    while let Some(update) = stream.next().await {
-        let update = update?;
-        show_progress(args, update.progress_percent / 100.0, &mut last_percent);
-        last = Some(update);
-    }
-    if args.progress {
-        eprintln!();
-    }
-    let job = last.context("the job stream ended without any status")?;
-    match pb::JobStatus::try_from(job.status) {
-        Ok(pb::JobStatus::Completed) => {}
-        Ok(status) => bail!(
-            "job {} ended {}: {}",
-            job.job_id,
-            status.as_str_name(),
-            job.error_message
-        ),
-        Err(_) => bail!("job {} ended in an unknown state", job.job_id),
-    }
-    let result = jobs
-        .get_diarization_result(pb::GetDiarizationResultRequest { job_id: job.job_id })
-        .await?
-        .into_inner();
-    Ok(Diarization {
-        turns: result
-            .turns
-            .into_iter()
-            .map(|t| Turn::new(t.start_seconds, t.end_seconds, t.speaker))
-            .collect(),
-        speakers: result.speaker_ids,
-        duration: uploaded.duration_seconds,
-    })
+/// Cancels the job on Ctrl-C and reports its confirmed final state; `None` when a second Ctrl-C
+/// stopped the wait for it.
+async fn cancel(
+    client: &Client,
+    job_id: &str,
+    interrupt: &mut Signal,
+) -> Result<Option<JobOutcome>, ClientError> {
+    eprintln!("\ncancelling job {job_id} (Ctrl-C again to stop waiting) ...");
+    let confirmed = tokio::select! {
+        confirmed = client.cancel(job_id) => confirmed?,
+        _ = interrupt.recv() => {
+            eprintln!("stopped waiting; job {job_id} may still be running");
+            return Ok(None);
+        }
+    };
+    let job = confirmed.job();
+    eprintln!("job {} is {}", job.job_id, status_name(job.status));
+    Ok(Some(match confirmed {
+        CancelOutcome::Cancelled(job) => JobOutcome::Cancelled { job },
+        CancelOutcome::AlreadyEnded(job) if job.status == pb::JobStatus::Completed as i32 => {
+            // It finished first: the turns are there, so print them.
+            let result = client.result(&job.job_id).await?;
+            JobOutcome::Completed { job, result }
+        }
+        CancelOutcome::AlreadyEnded(job) => JobOutcome::Failed { job },
+    }))
 }

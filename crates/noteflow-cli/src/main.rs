@@ -1,15 +1,29 @@
-//! `noteflow`: diarize audio locally, score RTTM, benchmark the engine.
+//! `noteflow`: diarize audio (through the job service, in this process or on a server), run the
+//! service, follow and manage its jobs, score RTTM, benchmark the engine.
+//!
+//! Layout (each module imports only those listed after it, and the arguments shared here):
+//! - `diarize`: `noteflow diarize`, in-process or `--server`, one path through the client;
+//! - `jobs`: `noteflow jobs start|status|watch|cancel|list`;
+//! - `serve`: `noteflow serve`, the job service;
+//! - `eval`, `bench`: scoring RTTM, measuring the engine;
+//! - `connect`: the server's address and the follow settings, made into a client;
+//! - `output`: everything printed (turns, JSON, statuses, event lines, the progress bar);
+//! - `exit`: the exit codes.
 
 mod bench;
+mod connect;
 mod diarize;
 mod eval;
-mod remote;
+mod exit;
+mod jobs;
+mod output;
 mod serve;
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use noteflow_client::SpeakerRequest;
 use noteflow_diarize::{BackendKind, Diarizer, ModelDir, PipelineConfig, SpeakerConstraints};
 
 #[derive(Parser)]
@@ -35,7 +49,7 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Start, follow, cancel and list jobs on a running service (exit codes: 0 ok, 1 error,
     /// 2 job failed, 3 cancelled, 4 timed out, 5 server unreachable).
-    Jobs(remote::JobsArgs),
+    Jobs(jobs::JobsArgs),
 }
 
 /// Where the models are and which back-end runs them.
@@ -92,10 +106,41 @@ impl SpeakerArgs {
             None => SpeakerConstraints::bounds(self.min_speakers, self.max_speakers)?,
         })
     }
+
+    /// The same counts as the job service takes them.
+    pub fn request(&self) -> SpeakerRequest {
+        let count = |n: Option<usize>| n.map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+        SpeakerRequest {
+            exactly: count(self.speakers),
+            min: count(self.min_speakers),
+            max: count(self.max_speakers),
+        }
+    }
+}
+
+/// The async runtime of the commands that talk to the job service (or run it).
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            // --help and --version are not errors. A usage error is bad input: exit 1, not clap's
+            // own 2, which here means that a job failed.
+            let code = if error.use_stderr() {
+                exit::ERROR
+            } else {
+                exit::OK
+            };
+            return std::process::ExitCode::from(code);
+        }
+    };
     // The service logs its lifecycle; one-shot commands only warnings.
     let default_filter = match cli.command {
         Command::Serve(_) => "info",
@@ -110,16 +155,16 @@ fn main() -> std::process::ExitCode {
         .init();
     let code = match cli.command {
         Command::Diarize(args) => diarize::run(args),
-        Command::Eval(args) => eval::run(args).map(|()| remote::EXIT_OK),
-        Command::Bench(args) => bench::run(args).map(|()| remote::EXIT_OK),
-        Command::Serve(args) => serve::run(args).map(|()| remote::EXIT_OK),
-        Command::Jobs(args) => remote::jobs(args),
+        Command::Eval(args) => eval::run(args).map(|()| exit::OK),
+        Command::Bench(args) => bench::run(args).map(|()| exit::OK),
+        Command::Serve(args) => serve::run(args).map(|()| exit::OK),
+        Command::Jobs(args) => jobs::run(args),
     };
     match code {
         Ok(code) => std::process::ExitCode::from(code),
         Err(error) => {
             eprintln!("Error: {error:?}");
-            std::process::ExitCode::from(remote::EXIT_ERROR)
+            std::process::ExitCode::from(exit::ERROR)
         }
     }
 }

@@ -113,10 +113,7 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
 
     let diarizer = args.engine.load()?;
     let grace = config.shutdown_grace;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = crate::runtime()?;
     let served = runtime.block_on(async move {
         let app = Application::build(config, Arc::new(diarizer)).await?;
         // One line on stdout that scripts and tests can wait for.

@@ -2,7 +2,9 @@
 
 mod support;
 
-use support::{assert_two_speaker_sample_rttm, noteflow, testdata, text};
+use std::time::Duration;
+
+use support::*;
 
 #[test]
 fn diarize_prints_rttm_that_eval_scores() {
@@ -46,61 +48,63 @@ fn diarize_prints_rttm_that_eval_scores() {
     assert_eq!(json["speakers"].as_array().unwrap().len(), 3);
 }
 
+/// Runs `noteflow ARGS`, which must fail as bad input (exit 1); its error output.
+fn error_of(args: &[&str]) -> String {
+    stderr_of(1, args)
+}
+
 #[test]
 fn bad_input_fails_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let fake = dir.path().join("notes.wav");
     std::fs::write(&fake, "these are meeting notes, not audio\n").unwrap();
-    let out = noteflow(&["diarize", fake.to_str().unwrap()]);
-    assert!(!out.status.success());
-    let err = text(&out.stderr);
+    let err = error_of(&["diarize", fake.to_str().unwrap()]);
     assert!(
         err.contains("notes.wav") && err.to_lowercase().contains("format"),
         "{err}"
     );
 
     let sample = testdata("pyannote-sample.wav");
-    let out = noteflow(&["diarize", "--speakers", "0", sample.to_str().unwrap()]);
-    assert!(!out.status.success());
-    assert!(
-        text(&out.stderr).contains("between 1 and"),
-        "{}",
-        text(&out.stderr)
-    );
+    let sample = sample.to_str().unwrap();
+    let err = error_of(&["diarize", "--speakers", "0", sample]);
+    assert!(err.contains("between 1 and"), "{err}");
 
-    let out = noteflow(&[
+    let err = error_of(&[
         "diarize",
         "--min-speakers",
         "4",
         "--max-speakers",
         "2",
-        sample.to_str().unwrap(),
+        sample,
     ]);
-    assert!(!out.status.success());
-    assert!(
-        text(&out.stderr).contains("greater than max_speakers"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(err.contains("greater than max_speakers"), "{err}");
 
-    let out = noteflow(&[
-        "diarize",
-        "--models",
-        dir.path().to_str().unwrap(),
-        sample.to_str().unwrap(),
-    ]);
-    assert!(!out.status.success());
-    let err = text(&out.stderr);
+    let err = error_of(&["diarize", "--models", dir.path().to_str().unwrap(), sample]);
     assert!(
         err.contains("segmentation-3.0.static-10s.onnx") && err.contains("missing"),
         "{err}"
     );
 
-    let out = noteflow(&["diarize", dir.path().join("absent.wav").to_str().unwrap()]);
-    assert!(!out.status.success());
+    let err = error_of(&["diarize", dir.path().join("absent.wav").to_str().unwrap()]);
+    assert!(err.contains("absent.wav"), "{err}");
+}
+
+#[test]
+fn ctrl_c_cancels_the_in_process_job_and_says_how_it_ended() {
+    let meeting = testdata(MEETING);
+    let Running {
+        mut child,
+        stdout,
+        stderr,
+    } = spawn_noteflow(&["diarize", "--progress", meeting.to_str().unwrap()]);
+    read_until(&stderr, Duration::from_secs(120), |l| l.starts_with("job "));
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let status = wait_exit(&mut child, Duration::from_secs(60)).expect("an exit after Ctrl-C");
+    assert_eq!(status.code(), Some(3), "exit 3: cancelled");
+    let said = read_to_end(&stderr, Duration::from_secs(10));
+    assert!(said.iter().any(|l| l.ends_with("is CANCELLED")), "{said:?}");
     assert!(
-        text(&out.stderr).contains("absent.wav"),
-        "{}",
-        text(&out.stderr)
+        read_to_end(&stdout, Duration::from_secs(10)).is_empty(),
+        "no turns for a cancelled job"
     );
 }

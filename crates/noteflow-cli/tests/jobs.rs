@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use support::*;
@@ -16,45 +16,43 @@ fn json_line(line: &str) -> Value {
 }
 
 fn start_job(server: &Server, file: &str) -> String {
-    let path = testdata(file);
-    let out = noteflow(&[
-        "jobs",
-        "start",
-        path.to_str().unwrap(),
-        "--server",
-        &server.url(),
-        "--json",
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    json_line(&text(&out.stdout))["job_id"]
+    jobs_start(&server.url(), &testdata(file))["job_id"]
         .as_str()
         .unwrap()
         .to_string()
 }
 
+/// The jobs `noteflow jobs list ARGS --json` lists.
+fn listed(url: &str, args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["jobs", "list", "--server", url, "--json"];
+    all.extend_from_slice(args);
+    let out = noteflow(&all);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    json_line(&text(&out.stdout))["jobs"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
 /// Waits for the child to exit (bounded); returns its exit code.
 fn exit_code(child: &mut std::process::Child, limit: Duration) -> i32 {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code().unwrap_or(-1);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the command did not end within {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let status = wait_exit(child, limit)
+        .unwrap_or_else(|| panic!("the command did not end within {limit:?}"));
+    status.code().unwrap_or(-1)
 }
 
 #[test]
 fn watch_rides_out_a_server_restart_and_sees_the_job_complete() {
     let dir = tempfile::tempdir().unwrap();
-    let addr = free_address();
-    let server = Server::start_on(&addr, dir.path(), &[]);
+    let server = Server::start(dir.path(), &[]);
+    let addr = server.addr.clone();
     let job = start_job(&server, MEETING);
     let url = server.url();
-    let (mut watch, lines) = spawn_noteflow(&[
+    let Running {
+        child: mut watch,
+        stdout: lines,
+        ..
+    } = spawn_noteflow(&[
         "jobs",
         "watch",
         &job,
@@ -81,7 +79,6 @@ fn watch_rides_out_a_server_restart_and_sees_the_job_complete() {
         }
     }
     server.kill();
-    std::thread::sleep(Duration::from_millis(300));
     let restarted = Server::start_on(&addr, dir.path(), &[]);
 
     assert_eq!(
@@ -125,26 +122,11 @@ fn jobs_commands_speak_json_and_exit_with_what_happened() {
     let url = server.url();
 
     // Refusals: exit 1 with the server's reason.
-    let out = noteflow(&[
-        "jobs",
-        "status",
-        "123e4567-e89b-12d3-a456-426614174000",
-        "--server",
-        &url,
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("NotFound"),
-        "{}",
-        text(&out.stderr)
-    );
-    let out = noteflow(&["jobs", "status", "job-7", "--server", &url]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("not a valid job id"),
-        "{}",
-        text(&out.stderr)
-    );
+    let unknown = "123e4567-e89b-12d3-a456-426614174000";
+    let err = stderr_of(1, &["jobs", "status", unknown, "--server", &url]);
+    assert!(err.contains("NotFound"), "{err}");
+    let err = stderr_of(1, &["jobs", "status", "job-7", "--server", &url]);
+    assert!(err.contains("not a valid job id"), "{err}");
 
     // A long job runs; a short one waits behind it, unchanged: a follower gives up on it (exit 4).
     let long = start_job(&server, MEETING);
@@ -180,41 +162,20 @@ fn jobs_commands_speak_json_and_exit_with_what_happened() {
 
     let out = noteflow(&["jobs", "status", &short, "--server", &url, "--json"]);
     assert_eq!(json_line(&text(&out.stdout))["status"], "COMPLETED");
-    let out = noteflow(&["jobs", "list", "--server", &url, "--json"]);
-    let listed = json_line(&text(&out.stdout));
-    let statuses: Vec<&str> = listed["jobs"]
-        .as_array()
-        .unwrap()
+    let statuses: Vec<Value> = listed(&url, &[])
         .iter()
-        .map(|j| j["status"].as_str().unwrap())
+        .map(|j| j["status"].clone())
         .collect();
     assert_eq!(statuses, ["COMPLETED", "CANCELLED"]);
-    let out = noteflow(&[
-        "jobs",
-        "list",
-        "--status",
-        "cancelled",
-        "--server",
-        &url,
-        "--json",
-    ]);
-    assert_eq!(
-        json_line(&text(&out.stdout))["jobs"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(listed(&url, &["--status", "cancelled"]).len(), 1);
+    // A usage error is bad input.
+    let err = stderr_of(1, &["jobs", "list", "--status", "stuck", "--server", &url]);
+    assert!(err.contains("possible values: queued, running"), "{err}");
 
     // Nobody listening: exit 5 after the retries.
-    let nowhere = format!("http://{}", free_address());
-    let out = noteflow(&["jobs", "status", &short, "--server", &nowhere]);
-    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("unreachable"),
-        "{}",
-        text(&out.stderr)
-    );
+    let nowhere = NothingListens::new();
+    let err = stderr_of(5, &["jobs", "status", &short, "--server", &nowhere.url()]);
+    assert!(err.contains("unreachable"), "{err}");
     server.kill();
 }
 
@@ -232,13 +193,8 @@ fn a_failed_job_exits_2_with_its_message() {
         ],
     );
     let job = start_job(&server, SAMPLE);
-    let out = noteflow(&["jobs", "watch", &job, "--server", &server.url()]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("timed out after"),
-        "{}",
-        text(&out.stderr)
-    );
+    let err = stderr_of(2, &["jobs", "watch", &job, "--server", &server.url()]);
+    assert!(err.contains("timed out after"), "{err}");
     server.kill();
 }
 
@@ -262,42 +218,27 @@ fn diarize_against_a_server_prints_turns_and_ctrl_c_cancels_with_confirmation() 
     assert_two_speaker_sample_rttm(&rttm);
 
     let long = testdata(MEETING);
-    let (mut child, output) =
-        spawn_noteflow(&["diarize", long.to_str().unwrap(), "--server", &url]);
+    let Running {
+        mut child,
+        stdout,
+        stderr,
+    } = spawn_noteflow(&["diarize", long.to_str().unwrap(), "--server", &url]);
     // Wait until its job runs, then press Ctrl-C.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let out = noteflow(&[
-            "jobs", "list", "--status", "running", "--server", &url, "--json",
-        ]);
-        let running = json_line(&text(&out.stdout))["jobs"]
-            .as_array()
-            .unwrap()
-            .len();
-        if running == 1 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the job never ran");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let started = read_until(&stderr, Duration::from_secs(60), |l| l.starts_with("job "));
+    let job = started.last().unwrap().split_whitespace().nth(1).unwrap();
+    tokio::runtime::Runtime::new().unwrap().block_on(wait_for(
+        &server,
+        job,
+        Duration::from_secs(60),
+        |j| j.status == noteflow_client::proto::JobStatus::Running as i32,
+    ));
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
     assert_eq!(exit_code(&mut child, Duration::from_secs(30)), 3);
-    assert_eq!(output.try_iter().count(), 0, "no turns for a cancelled job");
-    let out = noteflow(&[
-        "jobs",
-        "list",
-        "--status",
-        "cancelled",
-        "--server",
-        &url,
-        "--json",
-    ]);
     assert_eq!(
-        json_line(&text(&out.stdout))["jobs"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
+        read_to_end(&stdout, Duration::from_secs(10)),
+        Vec::<String>::new(),
+        "no turns for a cancelled job"
     );
+    assert_eq!(listed(&url, &["--status", "CANCELLED"]).len(), 1);
     server.kill();
 }

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use noteflow_proto::v1 as pb;
+use noteflow_client::proto as pb;
 use support::*;
 
 #[tokio::test]
@@ -14,13 +14,7 @@ async fn a_killed_server_requeues_the_running_job_on_restart_and_it_completes() 
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let job = start_job(&server).await;
-    let before = wait_for(
-        &server,
-        &job,
-        Duration::from_secs(60),
-        running_with_progress(1),
-    )
-    .await;
+    let before = wait_running(&server, &job, 1).await;
     assert!(before.progress_percent < 100.0);
     server.kill();
 
@@ -42,33 +36,15 @@ async fn a_job_interrupted_more_than_the_maximum_fails_with_its_message() {
     let max = ["--max-attempts", "2"];
     let server = Server::start(dir.path(), &max);
     let job = start_job(&server).await;
-    wait_for(
-        &server,
-        &job,
-        Duration::from_secs(60),
-        running_with_progress(1),
-    )
-    .await;
+    wait_running(&server, &job, 1).await;
     server.kill();
 
     let server = Server::start(dir.path(), &max);
-    wait_for(
-        &server,
-        &job,
-        Duration::from_secs(60),
-        running_with_progress(2),
-    )
-    .await;
+    wait_running(&server, &job, 2).await;
     // A graceful stop gives the job back without using up an attempt ...
     server.terminate().await;
     let server = Server::start(dir.path(), &max);
-    wait_for(
-        &server,
-        &job,
-        Duration::from_secs(60),
-        running_with_progress(2),
-    )
-    .await;
+    wait_running(&server, &job, 2).await;
     // ... a crash does.
     server.kill();
 

@@ -1,7 +1,7 @@
-//! [`Client`]: calls with per-call deadlines and retries of transient errors; starting, following
-//! and cancelling jobs.
+//! [`Client`]: the service's calls (each with its own deadline, transient failures retried):
+//! uploading audio, starting, reading, listing and cancelling jobs. Following a job is in
+//! [`follow`](Client::follow), in its own module.
 
-use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,15 +9,14 @@ use std::time::Duration;
 use noteflow_proto::v1 as pb;
 use noteflow_proto::v1::diarization_service_client::DiarizationServiceClient;
 use noteflow_proto::v1::meeting_service_client::MeetingServiceClient;
-use tokio::sync::{mpsc, watch};
-use tonic::transport::{Channel, Endpoint};
-use tonic::{Request, Status};
+use tokio::sync::watch;
+use tonic::transport::Endpoint;
 
+use crate::call::{unobserved, AttemptError, Connection, RetrySink};
 use crate::config::ClientConfig;
 use crate::error::ClientError;
-use crate::events::{JobEvent, JobOutcome};
-use crate::follow::{self, JobHandle};
-use crate::retry::{classify, effective_code, retry_hint, ErrorClass};
+use crate::status::{is_terminal, status_name};
+use crate::upload::{self, AudioSource};
 
 /// How many speakers to ask for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -55,41 +54,13 @@ impl CancelOutcome {
     }
 }
 
-/// Calls report their retries here (followed jobs turn them into [`JobEvent::Retrying`]).
-pub(crate) type RetrySink<'a> = &'a mut (dyn FnMut(u32, &Status, Duration) + Send);
-
-/// The state every clone of a [`Client`] and every follow task share. When the last `Client` is
-/// dropped, `alive` is dropped and every task following a job for it stops.
-pub(crate) struct Shared {
-    pub meetings: MeetingServiceClient<Channel>,
-    pub jobs: DiarizationServiceClient<Channel>,
-    pub config: ClientConfig,
-}
-
+/// A client of the job service. Clones share one connection; see [`Client::new`].
 #[derive(Clone)]
 pub struct Client {
-    shared: Arc<Shared>,
+    connection: Arc<Connection>,
+    /// Every follow task holds a receiver of this; when the last `Client` is dropped, the sender is
+    /// dropped and every task following a job for it stops.
     alive: Arc<watch::Sender<()>>,
-}
-
-pub(crate) fn is_terminal(status: i32) -> bool {
-    [
-        pb::JobStatus::Completed,
-        pb::JobStatus::Failed,
-        pb::JobStatus::Cancelled,
-    ]
-    .iter()
-    .any(|s| *s as i32 == status)
-}
-
-pub(crate) fn status_name(status: i32) -> String {
-    pb::JobStatus::try_from(status)
-        .map(|s| {
-            s.as_str_name()
-                .trim_start_matches("JOB_STATUS_")
-                .to_string()
-        })
-        .unwrap_or_else(|_| format!("status {status}"))
 }
 
 impl Client {
@@ -120,7 +91,7 @@ impl Client {
         }
         let channel = endpoint.connect_lazy();
         Ok(Self {
-            shared: Arc::new(Shared {
+            connection: Arc::new(Connection {
                 meetings: MeetingServiceClient::new(channel.clone()),
                 jobs: DiarizationServiceClient::new(channel),
                 config,
@@ -130,18 +101,32 @@ impl Client {
     }
 
     pub fn config(&self) -> &ClientConfig {
-        &self.shared.config
+        &self.connection.config
     }
 
-    /// Creates a meeting and uploads the file as its audio; returns the meeting id.
+    /// How many follows started by this client or its clones are still running (a follow's task
+    /// has stopped once its handle is dropped and this count went down).
+    pub fn active_follows(&self) -> usize {
+        self.alive.receiver_count()
+    }
+
+    /// Creates a meeting named after the file and uploads the file as its audio; returns the
+    /// meeting id. The file is read while it is sent, never held in memory whole; a retry sends it
+    /// again from the start.
     pub async fn upload_file(
         &self,
         path: &Path,
     ) -> Result<(String, pb::UploadAudioResponse), ClientError> {
-        let bytes = std::fs::read(path).map_err(|e| ClientError::Io {
+        let unreadable = |e: std::io::Error| ClientError::Io {
             what: path.display().to_string(),
             message: e.to_string(),
-        })?;
+        };
+        // Checked before the meeting is created, so an unreadable file leaves nothing behind.
+        let file = tokio::fs::File::open(path).await.map_err(unreadable)?;
+        let metadata = file.metadata().await.map_err(unreadable)?;
+        if metadata.is_dir() {
+            return Err(unreadable(std::io::Error::other("it is a directory")));
+        }
         let title = path
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
@@ -149,7 +134,15 @@ impl Client {
             .extension()
             .map_or_else(String::new, |e| e.to_string_lossy().into_owned());
         let meeting = self.create_meeting(&title).await?;
-        let uploaded = self.upload_audio(&meeting, bytes, &hint).await?;
+        let uploaded = self
+            .upload(
+                &meeting,
+                AudioSource::File(path.to_path_buf()),
+                metadata.len(),
+                &hint,
+                &format!("UploadAudio of {}", path.display()),
+            )
+            .await?;
         Ok((meeting, uploaded))
     }
 
@@ -158,13 +151,14 @@ impl Client {
             title: title.to_string(),
         };
         let meeting = self
-            .call("CreateMeeting", None, &mut |_, _, _| {}, |mut c| {
-                let request = request.clone();
-                async move {
-                    let r = c.request(request);
-                    c.meetings.create_meeting(r).await
-                }
-            })
+            .connection
+            .unary(
+                "CreateMeeting",
+                None,
+                &mut unobserved,
+                request,
+                |mut c, r| async move { c.meetings.create_meeting(r).await },
+            )
             .await?;
         Ok(meeting.id)
     }
@@ -177,32 +171,48 @@ impl Client {
         bytes: Vec<u8>,
         format_hint: &str,
     ) -> Result<pb::UploadAudioResponse, ClientError> {
-        let chunk = self.shared.config.upload_chunk_bytes.max(1);
+        let size = bytes.len() as u64;
+        let source = AudioSource::Memory(Arc::new(bytes));
+        self.upload(meeting_id, source, size, format_hint, "UploadAudio")
+            .await
+    }
+
+    async fn upload(
+        &self,
+        meeting_id: &str,
+        source: AudioSource,
+        size: u64,
+        format_hint: &str,
+        what: &str,
+    ) -> Result<pb::UploadAudioResponse, ClientError> {
+        let chunk = self.connection.config.upload_chunk_bytes;
         // Big files need longer than one call's deadline: one more second per MB.
-        let timeout =
-            self.shared.config.call_timeout + Duration::from_secs(bytes.len() as u64 / 1_000_000);
-        let bytes = Arc::new(bytes);
-        self.call_within(timeout, "UploadAudio", None, &mut |_, _, _| {}, |mut c| {
-            let bytes = bytes.clone();
-            let (meeting_id, hint) = (meeting_id.to_string(), format_hint.to_string());
-            async move {
-                let mut messages: Vec<pb::UploadAudioRequest> = bytes
-                    .chunks(chunk)
-                    .map(|part| pb::UploadAudioRequest {
-                        chunk: part.to_vec(),
-                        ..Default::default()
-                    })
-                    .collect();
-                if messages.is_empty() {
-                    messages.push(pb::UploadAudioRequest::default());
+        let timeout = self.connection.config.call_timeout + Duration::from_secs(size / 1_000_000);
+        self.connection
+            .retrying(timeout, what, None, &mut unobserved, |mut c| {
+                let (messages, read_error) = upload::messages(
+                    &source,
+                    chunk,
+                    meeting_id.to_string(),
+                    format_hint.to_string(),
+                );
+                let source = source.clone();
+                async move {
+                    let request = c.request(messages);
+                    tokio::select! {
+                        answer = c.meetings.upload_audio(request) => Ok(answer?),
+                        // Dropping the call resets the stream: nothing is stored.
+                        Ok(error) = read_error => Err(AttemptError::Local(ClientError::Io {
+                            what: match source {
+                                AudioSource::File(path) => path.display().to_string(),
+                                AudioSource::Memory(_) => "the audio".into(),
+                            },
+                            message: error.to_string(),
+                        })),
+                    }
                 }
-                messages[0].meeting_id = meeting_id;
-                messages[0].format_hint = hint;
-                let r = c.request(tokio_stream::iter(messages));
-                c.meetings.upload_audio(r).await
-            }
-        })
-        .await
+            })
+            .await
     }
 
     /// Starts a diarization job with a fresh request id, re-sent unchanged on every retry so a
@@ -221,17 +231,13 @@ impl Client {
             request_id: request_id.clone(),
         };
         let started = self
-            .call(
+            .connection
+            .unary(
                 "RefineSpeakerDiarization",
                 None,
-                &mut |_, _, _| {},
-                |mut c| {
-                    let request = request.clone();
-                    async move {
-                        let r = c.request(request);
-                        c.jobs.refine_speaker_diarization(r).await
-                    }
-                },
+                &mut unobserved,
+                request,
+                |mut c, r| async move { c.jobs.refine_speaker_diarization(r).await },
             )
             .await?;
         Ok(StartedJob {
@@ -244,7 +250,7 @@ impl Client {
     }
 
     pub async fn status(&self, job_id: &str) -> Result<pb::DiarizationJob, ClientError> {
-        self.status_reporting(job_id, &mut |_, _, _| {}).await
+        self.status_reporting(job_id, &mut unobserved).await
     }
 
     pub(crate) async fn status_reporting(
@@ -255,23 +261,19 @@ impl Client {
         let request = pb::GetDiarizationJobStatusRequest {
             job_id: job_id.to_string(),
         };
-        self.call(
-            "GetDiarizationJobStatus",
-            Some(job_id),
-            on_retry,
-            |mut c| {
-                let request = request.clone();
-                async move {
-                    let r = c.request(request);
-                    c.jobs.get_diarization_job_status(r).await
-                }
-            },
-        )
-        .await
+        self.connection
+            .unary(
+                "GetDiarizationJobStatus",
+                Some(job_id),
+                on_retry,
+                request,
+                |mut c, r| async move { c.jobs.get_diarization_job_status(r).await },
+            )
+            .await
     }
 
     pub async fn result(&self, job_id: &str) -> Result<pb::DiarizationResult, ClientError> {
-        self.result_reporting(job_id, &mut |_, _, _| {}).await
+        self.result_reporting(job_id, &mut unobserved).await
     }
 
     pub(crate) async fn result_reporting(
@@ -282,49 +284,46 @@ impl Client {
         let request = pb::GetDiarizationResultRequest {
             job_id: job_id.to_string(),
         };
-        self.call("GetDiarizationResult", Some(job_id), on_retry, |mut c| {
-            let request = request.clone();
-            async move {
-                let r = c.request(request);
-                c.jobs.get_diarization_result(r).await
-            }
-        })
-        .await
+        self.connection
+            .unary(
+                "GetDiarizationResult",
+                Some(job_id),
+                on_retry,
+                request,
+                |mut c, r| async move { c.jobs.get_diarization_result(r).await },
+            )
+            .await
     }
 
     pub async fn list(
         &self,
         request: pb::ListDiarizationJobsRequest,
     ) -> Result<pb::ListDiarizationJobsResponse, ClientError> {
-        self.call("ListDiarizationJobs", None, &mut |_, _, _| {}, |mut c| {
-            let request = request.clone();
-            async move {
-                let r = c.request(request);
-                c.jobs.list_diarization_jobs(r).await
-            }
-        })
-        .await
+        self.connection
+            .unary(
+                "ListDiarizationJobs",
+                None,
+                &mut unobserved,
+                request,
+                |mut c, r| async move { c.jobs.list_diarization_jobs(r).await },
+            )
+            .await
     }
 
     pub async fn delete_meeting(&self, meeting_id: &str) -> Result<(), ClientError> {
         let request = pb::DeleteMeetingRequest {
             meeting_id: meeting_id.to_string(),
         };
-        self.call("DeleteMeeting", None, &mut |_, _, _| {}, |mut c| {
-            let request = request.clone();
-            async move {
-                let r = c.request(request);
-                c.meetings.delete_meeting(r).await
-            }
-        })
-        .await
-        .map(|_| ())
-    }
-
-    /// Follows the job to its end in a background task; events arrive on the returned handle.
-    /// Dropping the handle, or the last clone of this client, stops the task.
-    pub fn follow(&self, job_id: &str) -> JobHandle {
-        follow::spawn(self.clone(), job_id.to_string(), self.alive.subscribe())
+        self.connection
+            .unary(
+                "DeleteMeeting",
+                None,
+                &mut unobserved,
+                request,
+                |mut c, r| async move { c.meetings.delete_meeting(r).await },
+            )
+            .await
+            .map(|_| ())
     }
 
     /// Sends a cancel and waits until the job's final state is confirmed by the server: CANCELLED,
@@ -335,20 +334,18 @@ impl Client {
             job_id: job_id.to_string(),
         };
         let answer = self
-            .call(
+            .connection
+            .unary(
                 "CancelDiarizationJob",
                 Some(job_id),
-                &mut |_, _, _| {},
-                |mut c| {
-                    let request = request.clone();
-                    async move {
-                        let r = c.request(request);
-                        c.jobs.cancel_diarization_job(r).await
-                    }
-                },
+                &mut unobserved,
+                request,
+                |mut c, r| async move { c.jobs.cancel_diarization_job(r).await },
             )
             .await?;
-        let limit = self.shared.config.follow.cancel_confirm_timeout;
+        let follow = &self.connection.config.follow;
+        let limit = follow.cancel_confirm_timeout;
+        let pause = follow.poll_interval.min(Duration::from_millis(250));
         let mut last = answer.job.unwrap_or_default();
         // Confirmed by the stored state: the job is read back even when the answer says it is
         // final, and the whole wait is bounded, however slow each read is.
@@ -366,12 +363,6 @@ impl Client {
                     Err(ClientError::Unreachable { .. }) => {}
                     Err(e) => return Err(e),
                 }
-                let pause = self
-                    .shared
-                    .config
-                    .follow
-                    .poll_interval
-                    .min(Duration::from_millis(250));
                 tokio::time::sleep(pause).await;
             }
         };
@@ -385,110 +376,21 @@ impl Client {
         }
     }
 
+    /// A signal that fires when the last clone of this client is dropped.
+    pub(crate) fn dropped_signal(&self) -> watch::Receiver<()> {
+        self.alive.subscribe()
+    }
+
     /// A clone for a follow task: same calls, but it does not count as a live client, so it does
     /// not keep the task's own stop signal from firing when the user's clients are all dropped.
     pub(crate) fn detached(&self) -> Client {
         Client {
-            shared: self.shared.clone(),
+            connection: self.connection.clone(),
             alive: Arc::new(watch::channel(()).0),
         }
     }
 
-    pub(crate) fn shared(&self) -> &Shared {
-        &self.shared
-    }
-
-    /// One call with its own deadline, retried on transient errors (up to the policy's budget of
-    /// consecutive retries, with backoff honouring the server's hint). Each retry is reported to
-    /// `on_retry` before its wait.
-    pub(crate) async fn call<T, F, Fut>(
-        &self,
-        what: &str,
-        job_id: Option<&str>,
-        on_retry: RetrySink<'_>,
-        attempt: F,
-    ) -> Result<T, ClientError>
-    where
-        F: FnMut(CallClients) -> Fut,
-        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
-    {
-        let timeout = self.shared.config.call_timeout;
-        self.call_within(timeout, what, job_id, on_retry, attempt)
-            .await
-    }
-
-    async fn call_within<T, F, Fut>(
-        &self,
-        call_timeout: Duration,
-        what: &str,
-        job_id: Option<&str>,
-        on_retry: RetrySink<'_>,
-        mut attempt: F,
-    ) -> Result<T, ClientError>
-    where
-        F: FnMut(CallClients) -> Fut,
-        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
-    {
-        let config = &self.shared.config;
-        let mut retries = 0u32;
-        loop {
-            let clients = CallClients {
-                meetings: self.shared.meetings.clone(),
-                jobs: self.shared.jobs.clone(),
-                timeout: call_timeout,
-            };
-            let status = match tokio::time::timeout(call_timeout, attempt(clients)).await {
-                Ok(Ok(response)) => return Ok(response.into_inner()),
-                Ok(Err(status)) => status,
-                Err(_) => Status::deadline_exceeded(format!("no answer within {call_timeout:?}")),
-            };
-            let code = effective_code(&status);
-            if classify(code) == ErrorClass::Fatal {
-                return Err(ClientError::Rejected {
-                    what: what.to_string(),
-                    code,
-                    message: status.message().to_string(),
-                });
-            }
-            retries += 1;
-            if retries > config.retry.max_retries {
-                return Err(ClientError::Unreachable {
-                    job_id: job_id.map(str::to_string),
-                    retries: config.retry.max_retries,
-                    last_error: describe(&status),
-                });
-            }
-            let wait = config.retry.delay(retries, retry_hint(&status));
-            tracing::debug!(what, retries, ?wait, error = %describe(&status), "retrying");
-            on_retry(retries, &status, wait);
-            tokio::time::sleep(wait).await;
-        }
+    pub(crate) fn connection(&self) -> &Connection {
+        &self.connection
     }
 }
-
-/// What a call attempt gets: fresh handles on the shared channel, and the deadline to send.
-pub(crate) struct CallClients {
-    pub meetings: MeetingServiceClient<Channel>,
-    pub jobs: DiarizationServiceClient<Channel>,
-    pub timeout: Duration,
-}
-
-impl CallClients {
-    pub fn request<T>(&self, message: T) -> Request<T> {
-        let mut request = Request::new(message);
-        request.set_timeout(self.timeout);
-        request
-    }
-}
-
-pub(crate) fn describe(status: &Status) -> String {
-    format!("{:?}: {}", status.code(), status.message())
-}
-
-/// Sends an event to a handle's receiver; a dropped receiver is fine (nobody is listening).
-pub(crate) fn emit(events: &mpsc::UnboundedSender<JobEvent>, event: JobEvent) {
-    let _ = events.send(event);
-}
-
-/// Result of following, for callers that only want the end.
-pub type FollowResult = Result<JobOutcome, ClientError>;

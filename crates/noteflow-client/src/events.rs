@@ -3,6 +3,9 @@
 use std::time::Duration;
 
 use noteflow_proto::v1 as pb;
+use tokio::sync::mpsc;
+
+use crate::error::ClientError;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum JobEvent {
@@ -67,4 +70,12 @@ impl JobOutcome {
             | JobOutcome::Cancelled { job } => job,
         }
     }
+}
+
+/// Result of following, for callers that only want the end.
+pub type FollowResult = Result<JobOutcome, ClientError>;
+
+/// Sends an event to a handle's receiver; a dropped receiver is fine (nobody is listening).
+pub(crate) fn emit(events: &mpsc::UnboundedSender<JobEvent>, event: JobEvent) {
+    let _ = events.send(event);
 }

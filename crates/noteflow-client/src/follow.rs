@@ -8,10 +8,12 @@ use noteflow_proto::v1 as pb;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::client::{describe, emit, is_terminal, Client, FollowResult};
+use crate::call::RetrySink;
+use crate::client::Client;
 use crate::error::ClientError;
-use crate::events::{JobEvent, JobOutcome};
-use crate::retry::{classify, effective_code, jittered, ErrorClass};
+use crate::events::{emit, FollowResult, JobEvent, JobOutcome};
+use crate::retry::{classify, describe, effective_code, jittered, ErrorClass};
+use crate::status::is_terminal;
 
 /// A job being followed. Read its events with [`next_event`](Self::next_event), or wait for the end
 /// with [`finish`](Self::finish). Dropping it stops the follow.
@@ -56,11 +58,18 @@ impl Drop for JobHandle {
     }
 }
 
-pub(crate) fn spawn(client: Client, job_id: String, mut alive: watch::Receiver<()>) -> JobHandle {
+impl Client {
+    /// Follows the job to its end in a background task; events arrive on the returned handle.
+    /// Dropping the handle, or the last clone of this client, stops the task.
+    pub fn follow(&self, job_id: &str) -> JobHandle {
+        spawn(self.detached(), job_id.to_string(), self.dropped_signal())
+    }
+}
+
+/// `detached` must not count as a live client, or dropping the user's clients could not stop the
+/// task.
+fn spawn(detached: Client, job_id: String, mut alive: watch::Receiver<()>) -> JobHandle {
     let (events, receiver) = mpsc::unbounded_channel();
-    // The task must not keep the client alive, or dropping the client could not stop it.
-    let detached = client.detached();
-    drop(client);
     let id = job_id.clone();
     let task = tokio::spawn(async move {
         let deadline = detached.config().follow.overall_deadline;
@@ -246,7 +255,7 @@ async fn watch(
     tracker: &mut Tracker<'_>,
     interval: Duration,
 ) -> Result<WatchEnd, ClientError> {
-    let mut jobs = client.shared().jobs.clone();
+    let mut jobs = client.connection().jobs.clone();
     let call_timeout = client.config().call_timeout;
     let request = pb::WatchDiarizationJobRequest {
         job_id: job_id.to_string(),
@@ -302,7 +311,7 @@ async fn finish(
     client: &Client,
     job: pb::DiarizationJob,
     events: &mpsc::UnboundedSender<JobEvent>,
-    on_retry: &mut (dyn FnMut(u32, &tonic::Status, Duration) + Send),
+    on_retry: RetrySink<'_>,
 ) -> FollowResult {
     match pb::JobStatus::try_from(job.status) {
         Ok(pb::JobStatus::Completed) => {

@@ -51,6 +51,11 @@ pub fn retry_hint(status: &Status) -> Option<Duration> {
         .map(Duration::from_millis)
 }
 
+/// A failed call's code and message, for errors and events.
+pub(crate) fn describe(status: &Status) -> String {
+    format!("{:?}: {}", status.code(), status.message())
+}
+
 /// Exponential backoff with jitter for consecutive transient failures.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {

@@ -8,30 +8,74 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use noteflow_client::proto as pb;
-use noteflow_client::{CancelOutcome, Client, ClientError, JobEvent, JobOutcome, SpeakerRequest};
+use noteflow_client::{
+    CancelOutcome, Client, ClientError, JobEvent, JobHandle, JobOutcome, SpeakerRequest,
+};
 use noteflow_server::testing::ControlledDiarizer;
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-async fn start(client: &Client) -> String {
+/// Uploads a second of audio as a new meeting and starts a job on it: (meeting, job).
+async fn start_in_meeting(client: &Client) -> (String, String) {
     let meeting = client.create_meeting("test").await.unwrap();
     client
         .upload_audio(&meeting, tone_wav(1.0), "wav")
         .await
         .unwrap();
-    client
+    let job = client
         .start_job(&meeting, SpeakerRequest::default())
         .await
         .unwrap()
-        .job_id
+        .job_id;
+    (meeting, job)
+}
+
+async fn start(client: &Client) -> String {
+    start_in_meeting(client).await.1
+}
+
+/// Follows `job` until it is seen running: the handle, and the events so far.
+async fn follow_until_running(client: &Client, job: &str) -> (JobHandle, Vec<JobEvent>) {
+    let mut handle = client.follow(job);
+    let events = events_until(&mut handle, is_running).await;
+    (handle, events)
+}
+
+/// A blocked job on the real server, followed through a fault proxy until it runs.
+struct BehindProxy {
+    diarizer: Arc<ControlledDiarizer>,
+    server: TestServer,
+    proxy: FaultProxy,
+    /// Kept: dropping the last client stops its follows.
+    _client: Client,
+    job: String,
+    handle: JobHandle,
+    events: Vec<JobEvent>,
+}
+
+impl BehindProxy {
+    async fn start(use_watch: bool) -> Self {
+        let diarizer = blocking();
+        let server = TestServer::start(diarizer.clone()).await;
+        let proxy = FaultProxy::start(server.addr).await;
+        let client = Client::new(&proxy.url(), fast_config(use_watch)).unwrap();
+        let job = start(&client).await;
+        let (handle, events) = follow_until_running(&client, &job).await;
+        Self {
+            diarizer,
+            server,
+            proxy,
+            _client: client,
+            job,
+            handle,
+            events,
+        }
+    }
 }
 
 /// Reads events until `stop(event)`; returns them all.
-async fn events_until(
-    handle: &mut noteflow_client::JobHandle,
-    stop: impl Fn(&JobEvent) -> bool,
-) -> Vec<JobEvent> {
+async fn events_until(handle: &mut JobHandle, stop: impl Fn(&JobEvent) -> bool) -> Vec<JobEvent> {
     let mut seen = Vec::new();
     loop {
         let event = tokio::time::timeout(WAIT, handle.next_event())
@@ -46,10 +90,7 @@ async fn events_until(
     }
 }
 
-async fn rest(
-    handle: noteflow_client::JobHandle,
-) -> (Vec<JobEvent>, Result<JobOutcome, ClientError>) {
-    let mut handle = handle;
+async fn rest(mut handle: JobHandle) -> (Vec<JobEvent>, Result<JobOutcome, ClientError>) {
     let mut seen = Vec::new();
     while let Some(event) = tokio::time::timeout(WAIT, handle.next_event())
         .await
@@ -79,13 +120,15 @@ fn retries(events: &[JobEvent]) -> usize {
 
 #[tokio::test]
 async fn a_short_outage_mid_job_is_ridden_out_and_the_job_completes() {
-    let diarizer = blocking();
-    let server = TestServer::start(diarizer.clone()).await;
-    let proxy = FaultProxy::start(server.addr).await;
-    let client = Client::new(&proxy.url(), fast_config(true)).unwrap();
-    let job = start(&client).await;
-    let mut handle = client.follow(&job);
-    let mut events = events_until(&mut handle, is_running).await;
+    let BehindProxy {
+        diarizer,
+        server,
+        proxy,
+        mut handle,
+        mut events,
+        _client,
+        ..
+    } = BehindProxy::start(true).await;
 
     // The server vanishes: open connections cut, new ones refused.
     proxy.set_mode(ProxyMode::Refuse);
@@ -117,13 +160,14 @@ async fn a_short_outage_mid_job_is_ridden_out_and_the_job_completes() {
 
 #[tokio::test]
 async fn a_long_outage_ends_with_the_unreachable_error_after_three_retries() {
-    let diarizer = blocking();
-    let server = TestServer::start(diarizer.clone()).await;
-    let proxy = FaultProxy::start(server.addr).await;
-    let client = Client::new(&proxy.url(), fast_config(false)).unwrap();
-    let job = start(&client).await;
-    let mut handle = client.follow(&job);
-    events_until(&mut handle, is_running).await;
+    let BehindProxy {
+        server,
+        proxy,
+        job,
+        handle,
+        _client,
+        ..
+    } = BehindProxy::start(false).await;
 
     proxy.set_mode(ProxyMode::Refuse);
     proxy.drop_connections();
@@ -153,13 +197,14 @@ async fn a_long_outage_ends_with_the_unreachable_error_after_three_retries() {
 
 #[tokio::test]
 async fn a_broken_watch_stream_falls_back_to_polling_and_follows_to_the_end() {
-    let diarizer = blocking();
-    let server = TestServer::start(diarizer.clone()).await;
-    let proxy = FaultProxy::start(server.addr).await;
-    let client = Client::new(&proxy.url(), fast_config(true)).unwrap();
-    let job = start(&client).await;
-    let mut handle = client.follow(&job);
-    events_until(&mut handle, is_running).await;
+    let BehindProxy {
+        diarizer,
+        server,
+        proxy,
+        mut handle,
+        _client,
+        ..
+    } = BehindProxy::start(true).await;
 
     proxy.drop_connections();
     let switched = events_until(&mut handle, |e| {
@@ -184,18 +229,8 @@ async fn a_deleted_job_stops_the_follow_at_once_with_not_found() {
         let diarizer = blocking();
         let server = TestServer::start(diarizer.clone()).await;
         let client = Client::new(&server.url(), fast_config(use_watch)).unwrap();
-        let meeting = client.create_meeting("doomed").await.unwrap();
-        client
-            .upload_audio(&meeting, tone_wav(1.0), "wav")
-            .await
-            .unwrap();
-        let job = client
-            .start_job(&meeting, SpeakerRequest::default())
-            .await
-            .unwrap()
-            .job_id;
-        let mut handle = client.follow(&job);
-        events_until(&mut handle, is_running).await;
+        let (meeting, job) = start_in_meeting(&client).await;
+        let (handle, _) = follow_until_running(&client, &job).await;
 
         client.delete_meeting(&meeting).await.unwrap();
         let (events, outcome) = rest(handle).await;
@@ -285,8 +320,7 @@ async fn cancelling_an_active_job_returns_the_confirmed_cancelled_state() {
     let server = TestServer::start(diarizer.clone()).await;
     let client = Client::new(&server.url(), fast_config(true)).unwrap();
     let job = start(&client).await;
-    let mut handle = client.follow(&job);
-    events_until(&mut handle, is_running).await;
+    let (handle, _) = follow_until_running(&client, &job).await;
 
     let outcome = client.cancel(&job).await.unwrap();
     let CancelOutcome::Cancelled(confirmed) = outcome else {
@@ -329,10 +363,13 @@ async fn memory_mode_warns_once(use_watch: bool) {
     let server = TestServer::start_memory(diarizer.clone()).await;
     let client = Client::new(&server.url(), fast_config(use_watch)).unwrap();
     let job = start(&client).await;
-    let mut handle = client.follow(&job);
-    let mut events = events_until(&mut handle, is_running).await;
-    // Many unchanged polls, each response carrying the warning.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (handle, mut events) = follow_until_running(&client, &job).await;
+    if !use_watch {
+        // Many unchanged polls, each response carrying the warning. (The watch stream carries it
+        // on every change it sends: at least the running and the completed job.)
+        let seen = server.status_calls().await;
+        server.wait_for_status_calls(seen + 10.0).await;
+    }
     diarizer.release();
     let (rest, outcome) = rest(handle).await;
     events.extend(rest);
@@ -362,14 +399,27 @@ async fn a_retried_start_does_not_create_a_second_job() {
         .await
         .unwrap();
 
-    // The first start reaches the server but its answer never comes back; the retry goes through.
+    // The first start reaches the server but its answer never comes back; once the server has
+    // made the job, the blackholed connection is cut and the retry goes through.
     proxy.set_mode(ProxyMode::Blackhole);
     proxy.drop_connections();
+    let direct = Client::new(&server.url(), fast_config(false)).unwrap();
+    let jobs_of_meeting = || async {
+        direct
+            .list(pb::ListDiarizationJobsRequest {
+                meeting_id: meeting.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .jobs
+    };
     let heal = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        proxy.set_mode(ProxyMode::Pass);
-        // The blackholed connection is cut, so the retry opens a healthy one.
-        proxy.drop_connections();
+        eventually("the first start to make its job", || async {
+            !jobs_of_meeting().await.is_empty()
+        })
+        .await;
+        proxy.heal();
     };
     let (started, ()) = tokio::join!(client.start_job(&meeting, SpeakerRequest::default()), heal);
     let started = started.unwrap();
@@ -377,16 +427,31 @@ async fn a_retried_start_does_not_create_a_second_job() {
         !started.created,
         "the retry should have found the first attempt's job"
     );
-    let listed = client
-        .list(pb::ListDiarizationJobsRequest {
-            meeting_id: meeting,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(listed.jobs.len(), 1);
-    assert_eq!(listed.jobs[0].job_id, started.job_id);
+    let listed = jobs_of_meeting().await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].job_id, started.job_id);
     server.stop().await;
+}
+
+/// Asserts that nothing but a reference follow polls `job` while that one makes its 11 polls (one
+/// that sees the job, then ten unchanged ones until it gives up): a follow that outlived its
+/// handle or client would poll as often in the same time.
+async fn no_one_else_polls(server: &TestServer, job: &str) {
+    let before = server.status_calls().await;
+    let mut config = fast_config(false);
+    config.follow.max_unchanged_polls = 10;
+    let reference = Client::new(&server.url(), config).unwrap();
+    let outcome = reference.follow(job).finish().await;
+    assert!(
+        matches!(outcome, Err(ClientError::Stalled { .. })),
+        "{outcome:?}"
+    );
+    let others = server.status_calls().await - before - 11.0;
+    // One call the stopped follow had already sent may still be answered in the window.
+    assert!(
+        others <= 1.0,
+        "{others} other polls while the reference made 11"
+    );
 }
 
 #[tokio::test]
@@ -396,47 +461,33 @@ async fn dropping_the_handle_or_the_client_stops_the_follow() {
     let job = start(&client).await;
 
     // The handle.
-    let mut handle = client.follow(&job);
-    events_until(&mut handle, is_running).await;
+    let (handle, _) = follow_until_running(&client, &job).await;
+    assert_eq!(client.active_follows(), 1);
     drop(handle);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let before = server.status_calls().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        server.status_calls().await,
-        before,
-        "a dropped handle's follow kept polling"
-    );
+    eventually("the dropped handle's follow to stop", || async {
+        client.active_follows() == 0
+    })
+    .await;
+    no_one_else_polls(&server, &job).await;
 
     // An abandoned wait for the end (a UI closing its window mid-wait) drops the handle with it.
     let handle = client.follow(&job);
-    assert!(
-        tokio::time::timeout(Duration::from_millis(100), handle.finish())
-            .await
-            .is_err()
-    );
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let before = server.status_calls().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        server.status_calls().await,
-        before,
-        "an abandoned finish() left its follow polling"
-    );
+    let polled = server.status_calls().await + 2.0;
+    tokio::select! {
+        outcome = handle.finish() => panic!("the blocked job cannot end: {outcome:?}"),
+        () = server.wait_for_status_calls(polled) => {}
+    }
+    eventually("the abandoned finish()'s follow to stop", || async {
+        client.active_follows() == 0
+    })
+    .await;
+    no_one_else_polls(&server, &job).await;
 
-    // The client, with the handle kept.
-    let mut handle = client.follow(&job);
-    events_until(&mut handle, is_running).await;
+    // The client, with the handle kept: the follow ends with `Dropped`.
+    let (handle, _) = follow_until_running(&client, &job).await;
     drop(client);
     let outcome = tokio::time::timeout(WAIT, handle.finish()).await.unwrap();
     assert!(matches!(outcome, Err(ClientError::Dropped)), "{outcome:?}");
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let before = server.status_calls().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        server.status_calls().await,
-        before,
-        "a dropped client's follow kept polling"
-    );
+    no_one_else_polls(&server, &job).await;
     server.stop().await;
 }

@@ -2,6 +2,7 @@
 //! between it and the client.
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -76,6 +77,14 @@ impl TestServer {
         let _ = tokio::time::timeout(Duration::from_secs(10), self.task.take().unwrap()).await;
     }
 
+    /// Waits until the server has answered at least `count` GetDiarizationJobStatus calls.
+    pub async fn wait_for_status_calls(&self, count: f64) {
+        eventually(&format!("{count} status calls"), || async {
+            self.status_calls().await >= count
+        })
+        .await;
+    }
+
     /// How many GetDiarizationJobStatus calls the server has answered (any code), from /metrics.
     pub async fn status_calls(&self) -> f64 {
         let mut stream = TcpStream::connect(self.metrics_addr).await.unwrap();
@@ -117,6 +126,26 @@ pub fn fast_config(use_watch: bool) -> ClientConfig {
             cancel_confirm_timeout: Duration::from_secs(5),
         },
         upload_chunk_bytes: 64 * 1024,
+    }
+}
+
+/// Waits until `check` holds, asking again every few milliseconds (for state that cannot be
+/// subscribed to, such as a metric or a count); panics naming `what` after 20 s.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let waiting = async {
+        while !check().await {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(20), waiting)
+        .await
+        .is_err()
+    {
+        panic!("waited 20 s for {what}");
     }
 }
 
@@ -191,6 +220,13 @@ impl FaultProxy {
 
     pub fn set_mode(&self, mode: ProxyMode) {
         *self.mode.lock().unwrap() = mode;
+    }
+
+    /// Forwards again, and cuts the connections opened while faulty so the next call opens a
+    /// healthy one.
+    pub fn heal(&self) {
+        self.set_mode(ProxyMode::Pass);
+        self.drop_connections();
     }
 
     /// Cuts every open connection (both sides see them close).
