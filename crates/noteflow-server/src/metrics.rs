@@ -56,6 +56,16 @@ pub struct Metrics {
     rpcs: Family<RpcLabels, Counter>,
     rpc_duration: Family<RpcLabels, Histogram, fn() -> Histogram>,
     recovered: Family<RecoveryLabel, Counter>,
+    uploads_in_progress: Gauge,
+}
+
+/// Holds one upload in the `uploads_in_progress` gauge until dropped, however the upload ends.
+pub struct UploadInProgress(Gauge);
+
+impl Drop for UploadInProgress {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl Metrics {
@@ -115,6 +125,12 @@ impl Metrics {
             "Jobs found RUNNING under a previous process at start, by what was done with them",
             recovered.clone(),
         );
+        let uploads_in_progress = Gauge::default();
+        registry.register(
+            "uploads_in_progress",
+            "Audio uploads being received or checked now (each holds its audio in memory; bounded by the server's concurrent-upload limit)",
+            uploads_in_progress.clone(),
+        );
         Self {
             registry,
             jobs,
@@ -123,7 +139,13 @@ impl Metrics {
             rpcs,
             rpc_duration,
             recovered,
+            uploads_in_progress,
         }
+    }
+
+    pub fn upload_started(&self) -> UploadInProgress {
+        self.uploads_in_progress.inc();
+        UploadInProgress(self.uploads_in_progress.clone())
     }
 
     pub fn stale_write(&self) {

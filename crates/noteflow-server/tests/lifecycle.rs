@@ -249,25 +249,20 @@ async fn every_mistake_gets_its_own_status_code_and_the_server_keeps_working() {
         });
         (tx, task)
     };
-    let (mut open_tx, mut open) = open_upload(&meetings);
-    // Nothing outside the server shows when the open upload has taken the slot, so this tries
-    // until an upload is refused: each try is a whole call, and the deadline bounds them.
-    let refused = within(WAIT, "a refused upload", async {
-        loop {
-            match upload(&mut meetings, &meeting, &tone_wav(1.0), "wav").await {
-                Err(e) if e.code() == Code::ResourceExhausted => break e,
-                Err(e) => panic!("{e:?}"),
-                // The open upload had not reached the server yet, or arrived while this one held
-                // the slot and was itself refused: open another.
-                Ok(_) => {
-                    if open.is_finished() {
-                        (open_tx, open) = open_upload(&meetings);
-                    }
-                }
-            }
-        }
-    })
-    .await;
+    let (open_tx, open) = open_upload(&meetings);
+    // The open upload holds the only slot once the server counts it in progress.
+    let text = server
+        .wait_for_metric("noteflow_uploads_in_progress", 1.0, WAIT)
+        .await;
+    assert_eq!(
+        metric_value(&text, "noteflow_uploads_in_progress"),
+        Some(1.0),
+        "{text}"
+    );
+    let refused = upload(&mut meetings, &meeting, &tone_wav(1.0), "wav")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
     assert!(
         refused.message().contains("too many uploads"),
         "{}",

@@ -40,6 +40,7 @@ impl Meetings {
             );
             return Err(status);
         };
+        let _in_progress = self.state.metrics.upload_started();
         let limit = self.state.max_upload_bytes;
         let mut meeting: Option<MeetingId> = None;
         let mut format_hint = String::new();
