@@ -53,6 +53,17 @@ pub struct ServeArgs {
     /// Largest accepted audio upload, in MiB.
     #[arg(long, default_value_t = 512)]
     max_upload_mb: usize,
+    /// Uploads received at once, and how many of them one caller (client address) may hold.
+    #[arg(long, default_value_t = 4)]
+    max_uploads: usize,
+    #[arg(long, default_value_t = 2)]
+    max_uploads_per_caller: usize,
+    /// An upload with no chunk for this many seconds is ended, nothing stored ...
+    #[arg(long, default_value_t = 30.0)]
+    upload_idle_timeout: f64,
+    /// ... and one that takes longer than this many seconds in all.
+    #[arg(long, default_value_t = 600.0)]
+    upload_deadline: f64,
     /// Runs a job gets before restarts that interrupt it make it FAILED.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     max_attempts: u32,
@@ -110,6 +121,14 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
     );
     config.max_upload_bytes = args.max_upload_mb.saturating_mul(1024 * 1024);
     config.cancel_wait = seconds("cancel-wait", args.cancel_wait)?;
+    anyhow::ensure!(
+        args.max_uploads >= 1 && args.max_uploads_per_caller >= 1,
+        "--max-uploads and --max-uploads-per-caller must be at least 1"
+    );
+    config.max_concurrent_uploads = args.max_uploads;
+    config.max_uploads_per_caller = args.max_uploads_per_caller;
+    config.upload_idle_timeout = seconds("upload-idle-timeout", args.upload_idle_timeout)?;
+    config.upload_deadline = seconds("upload-deadline", args.upload_deadline)?;
 
     let diarizer = args.engine.load()?;
     let grace = config.shutdown_grace;

@@ -195,6 +195,7 @@ impl Client {
                     chunk,
                     meeting_id.to_string(),
                     format_hint.to_string(),
+                    size,
                 );
                 let source = source.clone();
                 async move {

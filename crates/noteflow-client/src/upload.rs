@@ -36,6 +36,7 @@ pub(crate) fn messages(
     chunk_bytes: usize,
     meeting_id: String,
     format_hint: String,
+    total_bytes: u64,
 ) -> (
     impl Stream<Item = pb::UploadAudioRequest> + Send + 'static,
     oneshot::Receiver<std::io::Error>,
@@ -45,7 +46,7 @@ pub(crate) fn messages(
         source: source.clone(),
         reader: None,
         chunk_bytes: chunk_bytes.max(1),
-        header: Some((meeting_id, format_hint)),
+        header: Some((meeting_id, format_hint, total_bytes)),
         failed: Some(failed),
     };
     let stream = futures::stream::unfold(reading, |mut reading| async move {
@@ -68,8 +69,10 @@ struct Reading {
     /// Opened on the first message, so an attempt that never starts opens nothing.
     reader: Option<Box<dyn AsyncRead + Send + Unpin>>,
     chunk_bytes: usize,
-    /// The meeting id and format hint, until the first message has taken them.
-    header: Option<(String, String)>,
+    /// The meeting id, format hint and declared size, until the first message has taken them. The
+    /// size lets the server refuse an upload cut short (a file that shrank while it was read)
+    /// instead of storing part of it.
+    header: Option<(String, String, u64)>,
     failed: Option<oneshot::Sender<std::io::Error>>,
 }
 
@@ -92,11 +95,15 @@ impl Reading {
             return Ok(None);
         }
         // Empty audio is still one message, so the server sees the meeting and refuses it.
-        let (meeting_id, format_hint) = header.unwrap_or_default();
+        let (meeting_id, format_hint, total_bytes) = match header {
+            Some((meeting_id, format_hint, total)) => (meeting_id, format_hint, Some(total)),
+            None => Default::default(),
+        };
         Ok(Some(pb::UploadAudioRequest {
             meeting_id,
             format_hint,
             chunk,
+            total_bytes,
         }))
     }
 }
@@ -108,7 +115,7 @@ mod tests {
     use super::*;
 
     async fn sent(source: AudioSource, chunk_bytes: usize) -> Vec<pb::UploadAudioRequest> {
-        let (stream, _) = messages(&source, chunk_bytes, "m".into(), "wav".into());
+        let (stream, _) = messages(&source, chunk_bytes, "m".into(), "wav".into(), 2500);
         stream.collect().await
     }
 
@@ -126,12 +133,16 @@ mod tests {
             let sizes: Vec<usize> = messages.iter().map(|m| m.chunk.len()).collect();
             assert_eq!(sizes, [1000, 1000, 500]);
             assert_eq!(
-                (&*messages[0].meeting_id, &*messages[0].format_hint),
-                ("m", "wav")
+                (
+                    &*messages[0].meeting_id,
+                    &*messages[0].format_hint,
+                    messages[0].total_bytes
+                ),
+                ("m", "wav", Some(2500))
             );
-            assert!(messages[1..]
-                .iter()
-                .all(|m| m.meeting_id.is_empty() && m.format_hint.is_empty()));
+            assert!(messages[1..].iter().all(|m| m.meeting_id.is_empty()
+                && m.format_hint.is_empty()
+                && m.total_bytes.is_none()));
             let joined: Vec<u8> = messages.into_iter().flat_map(|m| m.chunk).collect();
             assert_eq!(joined, bytes);
         }
@@ -153,6 +164,7 @@ mod tests {
             1000,
             "m".into(),
             "wav".into(),
+            0,
         );
         let mut stream = Box::pin(stream);
         let mut next = stream.next();

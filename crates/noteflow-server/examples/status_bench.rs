@@ -73,6 +73,7 @@ async fn seed(channel: Channel, jobs: usize) -> Vec<String> {
             meeting_id: meeting.clone(),
             format_hint: "wav".into(),
             chunk: audio.clone(),
+            total_bytes: None,
         };
         meetings
             .upload_audio(tokio_stream::iter([upload]))

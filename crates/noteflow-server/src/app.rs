@@ -25,6 +25,7 @@ use crate::runner::Runner;
 use crate::service::jobs::Jobs;
 use crate::service::meetings::Meetings;
 use crate::service::{ServiceState, MEMORY_MODE_WARNING};
+use crate::uploads::UploadSlots;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -167,9 +168,9 @@ impl Application {
             max_upload_bytes: config.max_upload_bytes,
             max_queued: config.max_queued,
             cancel_wait: config.cancel_wait,
-            uploads: Arc::new(tokio::sync::Semaphore::new(
-                config.max_concurrent_uploads.max(1),
-            )),
+            uploads: UploadSlots::new(config.max_concurrent_uploads, config.max_uploads_per_caller),
+            upload_idle_timeout: config.upload_idle_timeout,
+            upload_deadline: config.upload_deadline,
             stopping,
         });
         Ok(Self {

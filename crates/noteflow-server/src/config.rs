@@ -35,6 +35,14 @@ pub struct ServerConfig {
     /// Uploads received and checked at once; more get RESOURCE_EXHAUSTED. Each holds its audio in
     /// memory while it is checked, so this bounds the memory uploads can take.
     pub max_concurrent_uploads: usize,
+    /// How many of those slots one caller (peer address) may hold, so one client cannot lock the
+    /// others out.
+    pub max_uploads_per_caller: usize,
+    /// An upload that sends no chunk for this long is ended (DEADLINE_EXCEEDED, nothing stored),
+    /// so a stalled client does not hold its slot.
+    pub upload_idle_timeout: Duration,
+    /// The longest a whole upload may take, however steadily it trickles in.
+    pub upload_deadline: Duration,
 }
 
 impl ServerConfig {
@@ -51,6 +59,9 @@ impl ServerConfig {
             cancel_wait: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(10),
             max_concurrent_uploads: 4,
+            max_uploads_per_caller: 2,
+            upload_idle_timeout: Duration::from_secs(30),
+            upload_deadline: Duration::from_secs(600),
         }
     }
 

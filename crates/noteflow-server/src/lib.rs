@@ -12,7 +12,9 @@
 //! - `testing` (feature `testing`): a controllable diarizer double for lifecycle tests and a WAV
 //!   writer, for this crate's tests, the client's and CLI's tests and the status bench;
 //! - [`events`]: in-process notices of job changes, for watchers;
-//! - [`observe`]: the one layer every gRPC call passes through: RPC metrics and a tracing span;
+//! - [`observe`]: the one layer every gRPC call passes through: RPC metrics, a tracing span and the
+//!   [`caller::Caller`] identity per-caller limits count against;
+//! - [`uploads`]: upload slots, shared fairly between callers;
 //! - [`metrics`]: Prometheus metrics over HTTP;
 //! - [`shutdown`]: waiting for SIGINT or SIGTERM.
 //!
@@ -20,6 +22,7 @@
 //! of SQL.
 
 pub mod app;
+pub mod caller;
 pub mod config;
 pub mod diarizer;
 pub mod events;
@@ -30,6 +33,7 @@ pub mod service;
 pub mod shutdown;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod uploads;
 
 pub use app::{Application, ServeError, StartError};
 pub use config::{DatabaseConfig, RunnerConfig, ServerConfig};

@@ -34,6 +34,11 @@ struct RpcLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RecoveryLabel {
     action: &'static str,
 }
@@ -57,6 +62,7 @@ pub struct Metrics {
     rpc_duration: Family<RpcLabels, Histogram, fn() -> Histogram>,
     recovered: Family<RecoveryLabel, Counter>,
     uploads_in_progress: Gauge,
+    uploads_refused: Family<ReasonLabel, Counter>,
 }
 
 /// Holds one upload in the `uploads_in_progress` gauge until dropped, however the upload ends.
@@ -131,6 +137,12 @@ impl Metrics {
             "Audio uploads being received or checked now (each holds its audio in memory; bounded by the server's concurrent-upload limit)",
             uploads_in_progress.clone(),
         );
+        let uploads_refused = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "uploads_refused",
+            "Uploads refused or ended by the server before storing anything, by reason: server_busy and caller_busy (no free slot, on the server or for this caller), idle_timeout (no chunk within the idle timeout), deadline (the whole upload took too long)",
+            uploads_refused.clone(),
+        );
         Self {
             registry,
             jobs,
@@ -140,12 +152,20 @@ impl Metrics {
             rpc_duration,
             recovered,
             uploads_in_progress,
+            uploads_refused,
         }
     }
 
     pub fn upload_started(&self) -> UploadInProgress {
         self.uploads_in_progress.inc();
         UploadInProgress(self.uploads_in_progress.clone())
+    }
+
+    /// Counts an upload refused or ended for `reason` (see the metric's help).
+    pub fn upload_refused(&self, reason: &'static str) {
+        self.uploads_refused
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
     }
 
     pub fn stale_write(&self) {

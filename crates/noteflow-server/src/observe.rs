@@ -21,6 +21,8 @@
 //! a shutdown as `Unavailable`). A call that ends without a status, because the client went away
 //! before the answer or before the end of the stream, counts as `Cancelled`.
 //!
+//! The request gets a [`Caller`] extension (the peer's IP address) for per-caller limits.
+//!
 //! The span (`rpc`) carries `method`, `peer` (the client's address) and `request_id` (from an
 //! `x-request-id` header, or recorded by a handler whose request carries one).
 
@@ -38,6 +40,7 @@ use tonic::transport::server::TcpConnectInfo;
 use tonic::Code;
 use tracing::Span;
 
+use crate::caller::Caller;
 use crate::metrics::Metrics;
 
 /// The `method` label of paths outside the known descriptor sets.
@@ -120,7 +123,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
         let method = self.layer.method_label(request.uri().path());
         let span = tracing::info_span!(
             "rpc",
@@ -128,13 +131,16 @@ where
             peer = tracing::field::Empty,
             request_id = tracing::field::Empty,
         );
-        if let Some(peer) = request
+        let peer = request
             .extensions()
             .get::<TcpConnectInfo>()
-            .and_then(TcpConnectInfo::remote_addr)
-        {
+            .and_then(TcpConnectInfo::remote_addr);
+        if let Some(peer) = peer {
             span.record("peer", tracing::field::display(peer));
         }
+        request
+            .extensions_mut()
+            .insert(peer.map_or_else(Caller::unknown, |p| Caller::from_peer_ip(p.ip())));
         if let Some(id) = request
             .headers()
             .get("x-request-id")

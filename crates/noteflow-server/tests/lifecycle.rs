@@ -239,6 +239,7 @@ async fn every_mistake_gets_its_own_status_code_and_the_server_keeps_working() {
             meeting_id: meeting.clone(),
             format_hint: String::new(),
             chunk: vec![0; 10],
+            total_bytes: None,
         })
         .unwrap();
         let mut client = meetings.clone();

@@ -10,6 +10,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::convert::{self, meeting_not_found, parse_meeting_id, store_error};
 use super::ServiceState;
+use crate::caller::Caller;
 
 const MAX_TITLE_CHARS: usize = 1000;
 const MAX_SEGMENTS: usize = 100_000;
@@ -28,24 +29,51 @@ impl Meetings {
 
     async fn upload(
         &self,
+        caller: Caller,
         mut stream: Streaming<pb::UploadAudioRequest>,
     ) -> Result<pb::UploadAudioResponse, Status> {
-        let Ok(_slot) = self.state.uploads.clone().try_acquire_owned() else {
-            let mut status = Status::resource_exhausted(
-                "too many uploads in progress on this server; retry shortly",
-            );
-            status.metadata_mut().insert(
-                "grpc-retry-pushback-ms",
-                tonic::metadata::MetadataValue::from_static("2000"),
-            );
-            return Err(status);
+        let _slot = match self.state.uploads.try_acquire(caller.clone()) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                self.state.metrics.upload_refused(refusal.reason());
+                tracing::info!(%caller, reason = refusal.reason(), "upload refused: no free slot");
+                let mut status = Status::resource_exhausted(refusal.to_string());
+                status.metadata_mut().insert(
+                    "grpc-retry-pushback-ms",
+                    tonic::metadata::MetadataValue::from_static("2000"),
+                );
+                return Err(status);
+            }
         };
         let _in_progress = self.state.metrics.upload_started();
         let limit = self.state.max_upload_bytes;
+        let idle_timeout = self.state.upload_idle_timeout;
+        let deadline = tokio::time::Instant::now() + self.state.upload_deadline;
         let mut meeting: Option<MeetingId> = None;
         let mut format_hint = String::new();
+        let mut declared_total: Option<u64> = None;
         let mut bytes: Vec<u8> = Vec::new();
-        while let Some(message) = stream.next().await {
+        loop {
+            // The slot is held only while chunks keep arriving: a stalled or trickling client is
+            // cut off and its partial audio dropped.
+            let next = tokio::select! {
+                next = stream.next() => next,
+                () = tokio::time::sleep(idle_timeout) => {
+                    self.state.metrics.upload_refused("idle_timeout");
+                    return Err(Status::deadline_exceeded(format!(
+                        "no audio arrived for {} s, the server's idle timeout for uploads; the upload was ended and nothing was stored (send the chunks without pausing)",
+                        idle_timeout.as_secs_f64()
+                    )));
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    self.state.metrics.upload_refused("deadline");
+                    return Err(Status::deadline_exceeded(format!(
+                        "the upload took longer than {} s, the server's limit for one upload; it was ended and nothing was stored",
+                        self.state.upload_deadline.as_secs_f64()
+                    )));
+                }
+            };
+            let Some(message) = next else { break };
             let message = message?;
             match meeting {
                 None => {
@@ -62,6 +90,12 @@ impl Meetings {
                         return Err(meeting_not_found(id));
                     }
                     meeting = Some(id);
+                    if let Some(total) = message.total_bytes {
+                        if total > limit as u64 {
+                            return Err(too_large(limit));
+                        }
+                        declared_total = Some(total);
+                    }
                 }
                 Some(id)
                     if !message.meeting_id.is_empty()
@@ -81,20 +115,30 @@ impl Meetings {
                 format_hint = message.format_hint;
             }
             if bytes.len() + message.chunk.len() > limit {
-                // INVALID_ARGUMENT rather than RESOURCE_EXHAUSTED: clients retry the latter, and
-                // sending the same file again cannot succeed.
-                return Err(Status::invalid_argument(format!(
-                    "the upload exceeds the server's limit of {} MiB; nothing was stored",
-                    limit / (1024 * 1024)
-                )));
+                return Err(too_large(limit));
             }
             bytes.extend_from_slice(&message.chunk);
+            if let Some(total) = declared_total {
+                if bytes.len() as u64 > total {
+                    return Err(Status::invalid_argument(format!(
+                        "the upload sent more than the {total} bytes its total_bytes declared; nothing was stored"
+                    )));
+                }
+            }
         }
         let Some(meeting) = meeting else {
             return Err(Status::invalid_argument(
                 "the upload stream was empty: no meeting_id and no audio",
             ));
         };
+        if let Some(total) = declared_total {
+            if bytes.len() as u64 != total {
+                return Err(Status::invalid_argument(format!(
+                    "the upload ended after {} of the {total} bytes its total_bytes declared (was the sender interrupted?); nothing was stored",
+                    bytes.len()
+                )));
+            }
+        }
         if bytes.is_empty() {
             return Err(Status::invalid_argument(
                 "the upload contained no audio bytes",
@@ -182,6 +226,15 @@ impl Meetings {
         tracing::info!(meeting = %id, "meeting deleted");
         Ok(pb::DeleteMeetingResponse { deleted: true })
     }
+}
+
+/// INVALID_ARGUMENT rather than RESOURCE_EXHAUSTED: clients retry the latter, and sending the same
+/// file again cannot succeed.
+fn too_large(limit: usize) -> Status {
+    Status::invalid_argument(format!(
+        "the upload exceeds the server's limit of {} MiB; nothing was stored",
+        limit / (1024 * 1024)
+    ))
 }
 
 fn normalise_hint(hint: &str) -> Option<String> {
@@ -298,7 +351,10 @@ impl MeetingService for Meetings {
         &self,
         request: Request<Streaming<pb::UploadAudioRequest>>,
     ) -> Result<Response<pb::UploadAudioResponse>, Status> {
-        self.upload(request.into_inner()).await.map(Response::new)
+        let caller = Caller::of(&request);
+        self.upload(caller, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn import_segments(

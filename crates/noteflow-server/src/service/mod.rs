@@ -12,6 +12,7 @@ use noteflow_store::{JobStore, StorageMode};
 use crate::events::JobEvents;
 use crate::metrics::Metrics;
 use crate::runner::Runner;
+use crate::uploads::UploadSlots;
 
 /// Shown to clients (and logged) whenever jobs live only in memory.
 pub const MEMORY_MODE_WARNING: &str = "this server keeps jobs in memory only: every meeting and job is lost when it stops or restarts";
@@ -27,8 +28,11 @@ pub struct ServiceState {
     pub max_upload_bytes: usize,
     pub max_queued: u64,
     pub cancel_wait: Duration,
-    /// Uploads in progress (each holds its audio in memory while it is checked).
-    pub uploads: Arc<tokio::sync::Semaphore>,
+    /// Upload slots: uploads in progress (each holds its audio in memory while it is checked), at
+    /// most a few per caller.
+    pub uploads: Arc<UploadSlots>,
+    pub upload_idle_timeout: Duration,
+    pub upload_deadline: Duration,
     /// Becomes true when the server shuts down: long-lived streams end so shutdown is not held up.
     pub stopping: tokio::sync::watch::Receiver<bool>,
 }

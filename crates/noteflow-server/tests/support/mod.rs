@@ -183,6 +183,7 @@ pub async fn upload(
             meeting_id: String::new(),
             format_hint: String::new(),
             chunk: chunk.to_vec(),
+            total_bytes: None,
         })
         .collect();
     if messages.is_empty() {
