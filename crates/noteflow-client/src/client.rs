@@ -311,6 +311,46 @@ impl Client {
             .await
     }
 
+    /// One page of the meeting's segments in index order: `page_size` 0 means the server's default
+    /// (500), `page_token` empty means the first page. Pass the answer's `next_page_token` for the
+    /// next page; it is empty on the last.
+    pub async fn list_segments(
+        &self,
+        meeting_id: &str,
+        page_size: u32,
+        page_token: &str,
+    ) -> Result<pb::ListSegmentsResponse, ClientError> {
+        let request = pb::ListSegmentsRequest {
+            meeting_id: meeting_id.to_string(),
+            page_size,
+            page_token: page_token.to_string(),
+        };
+        self.connection
+            .unary(
+                "ListSegments",
+                None,
+                &mut unobserved,
+                request,
+                |mut c, r| async move { c.meetings.list_segments(r).await },
+            )
+            .await
+    }
+
+    /// Every segment of the meeting, in index order, read page by page (GetMeeting carries only the
+    /// first ones).
+    pub async fn all_segments(&self, meeting_id: &str) -> Result<Vec<pb::Segment>, ClientError> {
+        let mut segments = Vec::new();
+        let mut token = String::new();
+        loop {
+            let page = self.list_segments(meeting_id, 0, &token).await?;
+            segments.extend(page.segments);
+            if page.next_page_token.is_empty() {
+                return Ok(segments);
+            }
+            token = page.next_page_token;
+        }
+    }
+
     pub async fn delete_meeting(&self, meeting_id: &str) -> Result<(), ClientError> {
         let request = pb::DeleteMeetingRequest {
             meeting_id: meeting_id.to_string(),

@@ -171,6 +171,7 @@ impl Application {
             uploads: UploadSlots::new(config.max_concurrent_uploads, config.max_uploads_per_caller),
             upload_idle_timeout: config.upload_idle_timeout,
             upload_deadline: config.upload_deadline,
+            page_tokens: crate::service::page_token::PageTokens::new(),
             stopping,
         });
         Ok(Self {

@@ -60,7 +60,34 @@ pub fn segment(segment: &Segment) -> pb::Segment {
     }
 }
 
+/// Most segments in a GetMeeting answer.
+pub const MEETING_SEGMENTS: usize = 1000;
+
+/// What the segments of one answer may take, so that with the rest of the message it stays well
+/// under gRPC's default 4 MiB receive limit (a segment's text alone may be 64 KiB).
+pub const SEGMENT_BYTES_BUDGET: usize = 3 * 1024 * 1024;
+
+/// The first segments of `segments`, at most `max` and at most [`SEGMENT_BYTES_BUDGET`] encoded.
+pub fn segments_within_budget(segments: &[Segment], max: usize) -> Vec<pb::Segment> {
+    let mut used = 0;
+    let mut out = Vec::new();
+    for s in segments.iter().take(max) {
+        let message = segment(s);
+        // The segment's bytes plus its field tag and length prefix in the enclosing message.
+        let len = prost::Message::encoded_len(&message);
+        let framed = 1 + prost::length_delimiter_len(len) + len;
+        if used + framed > SEGMENT_BYTES_BUDGET {
+            break;
+        }
+        used += framed;
+        out.push(message);
+    }
+    out
+}
+
+/// The meeting as GetMeeting answers it: its first segments only (see [`MEETING_SEGMENTS`]).
 pub fn meeting(meeting: &Meeting) -> pb::Meeting {
+    let segments = segments_within_budget(&meeting.segments, MEETING_SEGMENTS);
     pb::Meeting {
         id: meeting.id.to_string(),
         title: meeting.title.clone(),
@@ -68,7 +95,9 @@ pub fn meeting(meeting: &Meeting) -> pb::Meeting {
         has_audio: meeting.audio.is_some(),
         audio_duration_seconds: meeting.audio.as_ref().map_or(0.0, |a| a.duration_secs),
         audio_size_bytes: meeting.audio.as_ref().map_or(0, |a| a.size_bytes),
-        segments: meeting.segments.iter().map(segment).collect(),
+        segment_count: meeting.segments.len() as u32,
+        segments_truncated: segments.len() < meeting.segments.len(),
+        segments,
     }
 }
 

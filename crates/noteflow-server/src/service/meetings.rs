@@ -13,7 +13,11 @@ use super::ServiceState;
 use crate::caller::Caller;
 
 const MAX_TITLE_CHARS: usize = 1000;
-const MAX_SEGMENTS: usize = 100_000;
+/// Segments per meeting. With the 64 KiB text limit this bounds what one meeting's transcript
+/// costs; real meetings have a few thousand (a 3-hour meeting with a segment every 2 s has 5400).
+const MAX_SEGMENTS: usize = 20_000;
+const DEFAULT_SEGMENT_PAGE: u32 = 500;
+const MAX_SEGMENT_PAGE: u32 = 1000;
 const MAX_SEGMENT_TEXT_BYTES: usize = 64 * 1024;
 const MAX_SPEAKER_LABEL_CHARS: usize = 200;
 const MAX_FORMAT_HINT_CHARS: usize = 64;
@@ -174,7 +178,7 @@ impl Meetings {
         let meeting = parse_meeting_id("meeting_id", &request.meeting_id)?;
         if request.segments.len() > MAX_SEGMENTS {
             return Err(Status::invalid_argument(format!(
-                "too many segments ({}); at most {MAX_SEGMENTS} per meeting",
+                "too many segments ({}); a meeting may have at most {MAX_SEGMENTS}",
                 request.segments.len()
             )));
         }
@@ -192,6 +196,55 @@ impl Meetings {
             .map_err(store_error)?;
         Ok(pb::ImportSegmentsResponse {
             segment_count: count,
+        })
+    }
+
+    async fn list_segments(
+        &self,
+        request: pb::ListSegmentsRequest,
+    ) -> Result<pb::ListSegmentsResponse, Status> {
+        let id = parse_meeting_id("meeting_id", &request.meeting_id)?;
+        let page_size = match request.page_size {
+            0 => DEFAULT_SEGMENT_PAGE,
+            n if n > MAX_SEGMENT_PAGE => {
+                return Err(Status::invalid_argument(format!(
+                    "page_size must be at most {MAX_SEGMENT_PAGE}, got {n}"
+                )))
+            }
+            n => n,
+        };
+        // A token is bound to its meeting: one from another meeting's listing is refused.
+        let scope = format!("segments:{id}");
+        let from = match request.page_token.trim() {
+            "" => 0,
+            token => self.state.page_tokens.redeem(&scope, token)?,
+        };
+        let meeting = self
+            .state
+            .store
+            .get_meeting(id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| meeting_not_found(id))?;
+        let count = meeting.segments.len();
+        // Positions are segment indices (0..count in order), so a page continues after the last
+        // index it held even if the transcript was re-imported meanwhile.
+        let start = meeting
+            .segments
+            .partition_point(|s| i64::from(s.index) < from);
+        let segments =
+            convert::segments_within_budget(&meeting.segments[start..], page_size as usize);
+        let next_page_token = match segments.last() {
+            Some(last) if start + segments.len() < count => self
+                .state
+                .page_tokens
+                .issue(&scope, i64::from(last.index) + 1),
+            _ => String::new(),
+        };
+        Ok(pb::ListSegmentsResponse {
+            segments,
+            next_page_token,
+            segment_count: count as u32,
         })
     }
 
@@ -379,6 +432,15 @@ impl MeetingService for Meetings {
             Some(meeting) => Ok(Response::new(convert::meeting(&meeting))),
             None => Err(meeting_not_found(id)),
         }
+    }
+
+    async fn list_segments(
+        &self,
+        request: Request<pb::ListSegmentsRequest>,
+    ) -> Result<Response<pb::ListSegmentsResponse>, Status> {
+        self.list_segments(request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn delete_meeting(

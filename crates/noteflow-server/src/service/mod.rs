@@ -3,6 +3,7 @@
 pub mod convert;
 pub mod jobs;
 pub mod meetings;
+pub mod page_token;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +34,8 @@ pub struct ServiceState {
     pub uploads: Arc<UploadSlots>,
     pub upload_idle_timeout: Duration,
     pub upload_deadline: Duration,
+    /// Issues and checks the page tokens of listings.
+    pub page_tokens: page_token::PageTokens,
     /// Becomes true when the server shuts down: long-lived streams end so shutdown is not held up.
     pub stopping: tokio::sync::watch::Receiver<bool>,
 }
