@@ -160,6 +160,9 @@ async fn diarize(
             return Ok(exit::CANCELLED);
         }
     };
+    for warning in &uploaded.warnings {
+        eprintln!("warning: {warning}");
+    }
     let started = client.start_job(&meeting, request.speakers).await?;
     if request.display == EventDisplay::Progress {
         eprintln!("job {} for {}", started.job_id, request.file.display());

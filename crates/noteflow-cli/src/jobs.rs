@@ -105,7 +105,14 @@ async fn command(client: &Client, command: JobsCommand, json: bool) -> Result<u8
     match command {
         JobsCommand::Start(start) => {
             let meeting = match (&start.file, start.meeting) {
-                (Some(file), _) => client.upload_file(file).await?.0,
+                (Some(file), _) => {
+                    let (meeting, uploaded) = client.upload_file(file).await?;
+                    // On stderr in both output modes: stdout stays one JSON line or the job id.
+                    for warning in &uploaded.warnings {
+                        eprintln!("warning: {warning}");
+                    }
+                    meeting
+                }
                 (None, Some(meeting)) => meeting,
                 (None, None) => unreachable!("clap requires one"),
             };

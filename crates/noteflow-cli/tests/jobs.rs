@@ -242,3 +242,30 @@ fn diarize_against_a_server_prints_turns_and_ctrl_c_cancels_with_confirmation() 
     assert_eq!(listed(&url, &["--status", "CANCELLED"]).len(), 1);
     server.kill();
 }
+
+#[test]
+fn an_interrupted_recording_is_accepted_and_the_cli_shows_the_servers_warning() {
+    // The sample cut in half: its header still announces 30 s, the file holds about 15 s.
+    let whole = std::fs::read(testdata(SAMPLE)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cut = dir.path().join("interrupted.wav");
+    std::fs::write(&cut, &whole[..whole.len() / 2]).unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let out = noteflow(&[
+        "jobs",
+        "start",
+        cut.to_str().unwrap(),
+        "--server",
+        &server.url(),
+        "--json",
+    ]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: the audio is truncated")
+            && stderr.contains("s that decode were stored and will be diarized"),
+        "{stderr}"
+    );
+    // stdout stays one JSON line.
+    assert!(json_line(&text(&out.stdout))["job_id"].is_string());
+}

@@ -260,3 +260,28 @@ async fn an_upload_that_ends_short_of_its_declared_size_stores_nothing() {
         .into_inner();
     assert_eq!(stored.size_bytes, audio.len() as u64);
 }
+
+#[tokio::test]
+async fn a_recording_cut_short_is_stored_with_a_warning() {
+    let server = TestServer::start(diarizer(), |_| {}).await;
+    let mut meetings = server.meetings().await;
+    let meeting = new_meeting(&mut meetings).await;
+    // The header announces 10 s; the file holds the first 5 s (44-byte header, 16-bit mono).
+    let whole = tone_wav(10.0);
+    let cut = &whole[..44 + (whole.len() - 44) / 2];
+    let stored = upload(&mut meetings, &meeting, cut, "wav").await.unwrap();
+    assert!((stored.duration_seconds - 5.0).abs() < 0.01, "{stored:?}");
+    assert_eq!(stored.warnings.len(), 1, "{stored:?}");
+    assert!(
+        stored.warnings[0].starts_with("the audio is truncated")
+            && stored.warnings[0].contains("the 5.0 s that decode were stored"),
+        "{}",
+        stored.warnings[0]
+    );
+    assert!(has_audio(&mut meetings, &meeting).await);
+    // A whole file has no warnings.
+    let whole = upload(&mut meetings, &meeting, &whole, "wav")
+        .await
+        .unwrap();
+    assert!(whole.warnings.is_empty(), "{whole:?}");
+}

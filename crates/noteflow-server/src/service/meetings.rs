@@ -149,7 +149,7 @@ impl Meetings {
             ));
         }
         let hint = normalise_hint(&format_hint);
-        let (bytes, duration_secs) = check_audio(bytes, hint.clone()).await?;
+        let (bytes, duration_secs, warnings) = check_audio(bytes, hint.clone()).await?;
         let size_bytes = bytes.len() as u64;
         self.state
             .store
@@ -163,11 +163,12 @@ impl Meetings {
             )
             .await
             .map_err(store_error)?;
-        tracing::info!(%meeting, size_bytes, duration_secs, "audio stored");
+        tracing::info!(%meeting, size_bytes, duration_secs, ?warnings, "audio stored");
         Ok(pb::UploadAudioResponse {
             meeting_id: meeting.to_string(),
             size_bytes,
             duration_seconds: duration_secs,
+            warnings,
         })
     }
 
@@ -318,24 +319,47 @@ impl AsRef<[u8]> for SharedUpload {
 }
 
 /// Decodes the upload on a blocking thread to prove it is audio the engine can read; returns the
-/// bytes and the audio's length in seconds.
-async fn check_audio(bytes: Vec<u8>, hint: Option<String>) -> Result<(Vec<u8>, f64), Status> {
+/// bytes, the audio's length in seconds and warnings for people about what was found.
+async fn check_audio(
+    bytes: Vec<u8>,
+    hint: Option<String>,
+) -> Result<(Vec<u8>, f64, Vec<String>), Status> {
     let shared = Arc::new(bytes);
     let for_decoder = SharedUpload(shared.clone());
     let decoded = tokio::task::spawn_blocking(move || {
-        noteflow_diarize::decode_bytes(for_decoder, hint.as_deref())
-            .map(|audio| audio.duration_secs())
+        noteflow_diarize::audio::decode_bytes_with_report(for_decoder, hint.as_deref())
+            .map(|(audio, report)| (audio.duration_secs(), report))
     })
     .await
     .map_err(|e| Status::internal(format!("audio check crashed: {e}")))?;
-    let duration = decoded.map_err(|e| {
+    let (duration, report) = decoded.map_err(|e| {
         Status::invalid_argument(format!(
             "the uploaded audio cannot be used: {e}; nothing was stored"
         ))
     })?;
+    let warnings = decode_warnings(&report, duration);
     // The decoder's reference is dropped once decoding ends, so this is the only one left.
     let bytes = Arc::try_unwrap(shared).unwrap_or_else(|still_shared| (*still_shared).clone());
-    Ok((bytes, duration))
+    Ok((bytes, duration, warnings))
+}
+
+/// What a person should know about audio that was accepted. A recording cut short is common (a
+/// crash, a full disk, a closed laptop) and diarizing the part that exists is useful, so it is
+/// stored with a warning rather than refused.
+fn decode_warnings(report: &noteflow_diarize::audio::DecodeReport, duration: f64) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if report.truncated {
+        warnings.push(format!(
+            "the audio is truncated: it ends before the length its header announces (was the recording interrupted?); the {duration:.1} s that decode were stored and will be diarized"
+        ));
+    }
+    if report.skipped_packets + report.gaps > 0 {
+        warnings.push(format!(
+            "the audio is damaged in {} place(s); the damaged stretches were replaced by silence",
+            report.skipped_packets + report.gaps
+        ));
+    }
+    warnings
 }
 
 fn validate_segment(i: usize, s: pb::Segment) -> Result<SegmentInput, Status> {
