@@ -33,11 +33,17 @@ pub mod contract;
 pub mod memory;
 pub mod sqlite;
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
+
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
+
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresOptions, PostgresStore};
 
 /// Milliseconds since the Unix epoch.
 pub type Millis = i64;
@@ -57,6 +63,17 @@ macro_rules! uuid_id {
         impl $name {
             pub fn new_random() -> Self {
                 Self(uuid::Uuid::new_v4())
+            }
+        }
+
+        impl $name {
+            /// The UUID itself, for stores whose database has a UUID type.
+            pub fn as_uuid(&self) -> uuid::Uuid {
+                self.0
+            }
+
+            pub fn from_uuid(uuid: uuid::Uuid) -> Self {
+                Self(uuid)
             }
         }
 
@@ -492,6 +509,61 @@ impl StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// What changed in a store shared with other processes, as told to every process that uses it
+/// (PostgreSQL's `LISTEN/NOTIFY`). A notice is a hint to look again, never the state itself: a
+/// receiver reads the job from the store, so a late or duplicated notice does no harm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreNotice {
+    /// A job became QUEUED (created, released, or re-queued by recovery): an idle runner may claim.
+    JobQueued(JobId),
+    /// A cancel was asked for a RUNNING job: the process running it should stop its engine.
+    CancelRequested(JobId),
+    /// A job's state or progress changed without ending (claimed, progress recorded).
+    JobProgressed(JobId),
+    /// A job reached a terminal state.
+    JobEnded(JobId),
+    /// Notices may have been missed (the listening connection was lost and is back, or this
+    /// receiver fell behind): whoever waits on a job should read it again.
+    Resync,
+}
+
+impl StoreNotice {
+    /// The notice's kind, for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreNotice::JobQueued(_) => "job_queued",
+            StoreNotice::CancelRequested(_) => "cancel_requested",
+            StoreNotice::JobProgressed(_) => "job_progressed",
+            StoreNotice::JobEnded(_) => "job_ended",
+            StoreNotice::Resync => "resync",
+        }
+    }
+
+    /// The job the notice is about (`None` for [`StoreNotice::Resync`]).
+    pub fn job_id(&self) -> Option<JobId> {
+        match self {
+            StoreNotice::JobQueued(id)
+            | StoreNotice::CancelRequested(id)
+            | StoreNotice::JobProgressed(id)
+            | StoreNotice::JobEnded(id) => Some(*id),
+            StoreNotice::Resync => None,
+        }
+    }
+}
+
+/// How a store's connection pool is used, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolStatus {
+    /// The most connections the pool opens.
+    pub max_size: usize,
+    /// Connections open now, busy or idle.
+    pub open: usize,
+    /// Open connections not in use.
+    pub idle: usize,
+    /// Calls waiting for a connection.
+    pub waiting: usize,
+}
+
 /// The job service's state. Every method is one atomic step: it either happens completely or not at
 /// all, whatever runs concurrently.
 #[async_trait::async_trait]
@@ -608,4 +680,24 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Number of jobs in each state (every state present, zero included).
     async fn count_by_state(&self) -> StoreResult<BTreeMap<JobState, u64>>;
+
+    /// Notices of changes made through this store by any process sharing its database, or `None`
+    /// for a store that only one process uses (it has nothing to hear that its own process does not
+    /// already know). A receiver that falls behind gets `RecvError::Lagged` and should treat it as
+    /// [`StoreNotice::Resync`].
+    fn subscribe(&self) -> Option<tokio::sync::broadcast::Receiver<StoreNotice>> {
+        None
+    }
+
+    /// The use of the store's connection pool, or `None` for a store without one.
+    fn pool_status(&self) -> Option<PoolStatus> {
+        None
+    }
+
+    /// Whether several processes may share this store (so another process may hold live claims):
+    /// the server then recovers only lapsed leases, periodically, instead of every other claim at
+    /// startup.
+    fn is_shared(&self) -> bool {
+        false
+    }
 }
