@@ -2,7 +2,8 @@
 
 use noteflow_proto::v1 as pb;
 use noteflow_store::{
-    IdError, Job, JobId, JobState, Meeting, MeetingId, Millis, Segment, StorageMode, StoreError,
+    IdError, Job, JobId, JobState, Meeting, MeetingCursor, MeetingId, Millis, Segment, StorageMode,
+    StoreError,
 };
 use tonic::Status;
 
@@ -70,6 +71,46 @@ pub fn meeting(meeting: &Meeting) -> pb::Meeting {
         audio_size_bytes: meeting.audio.as_ref().map_or(0, |a| a.size_bytes),
         segments: meeting.segments.iter().map(segment).collect(),
     }
+}
+
+/// The default and largest page of a listing.
+const DEFAULT_PAGE_SIZE: u32 = 50;
+const MAX_PAGE_SIZE: u32 = 500;
+
+/// A listing's `page_size`: 0 means the default; more than the maximum is refused.
+pub fn page_size(requested: u32) -> Result<u32, Status> {
+    match requested {
+        0 => Ok(DEFAULT_PAGE_SIZE),
+        n if n > MAX_PAGE_SIZE => Err(Status::invalid_argument(format!(
+            "page_size must be at most {MAX_PAGE_SIZE}, got {n}"
+        ))),
+        n => Ok(n),
+    }
+}
+
+/// A meeting listing's page token: opaque to clients; inside, the position of the last meeting
+/// listed (a forged one only moves the listing, it reveals nothing).
+pub fn encode_meeting_token(cursor: MeetingCursor) -> String {
+    let plain = format!("{}.{}", cursor.created_at, cursor.id);
+    plain.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn decode_meeting_token(token: &str) -> Result<MeetingCursor, Status> {
+    let refused = || Status::invalid_argument("page_token is not one this server issued");
+    if token.len() % 2 != 0 || !token.is_ascii() {
+        return Err(refused());
+    }
+    let bytes = (0..token.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&token[i..i + 2], 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .map_err(|_| refused())?;
+    let plain = String::from_utf8(bytes).map_err(|_| refused())?;
+    let (created_at, id) = plain.split_once('.').ok_or_else(refused)?;
+    Ok(MeetingCursor {
+        created_at: created_at.parse().map_err(|_| refused())?,
+        id: id.parse().map_err(|_| refused())?,
+    })
 }
 
 fn invalid_id(field: &str, e: IdError) -> Status {
