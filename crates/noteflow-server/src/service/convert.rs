@@ -183,3 +183,23 @@ mod store_error_tests {
         assert_eq!(code(BackendErrorKind::Other), Code::Internal);
     }
 }
+
+#[cfg(test)]
+mod page_token_tests {
+    use super::*;
+
+    #[test]
+    fn meeting_tokens_round_trip_and_strangers_are_refused() {
+        let cursor = MeetingCursor {
+            created_at: 1_764_000_000_123,
+            id: "123e4567-e89b-12d3-a456-426614174000".parse().unwrap(),
+        };
+        let token = encode_meeting_token(cursor);
+        assert!(token.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(decode_meeting_token(&token).unwrap(), cursor);
+        for stranger in ["", "zz", "abc", "6162", "p12", "é0"] {
+            let refused = decode_meeting_token(stranger).unwrap_err();
+            assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{stranger}");
+        }
+    }
+}

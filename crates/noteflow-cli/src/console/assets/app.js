@@ -370,8 +370,10 @@ async function onJobEvent(jobId, event) {
       if (/no progress/.test(event.error)) {
         showJobTrouble(`stalled: ${event.error}`);
       } else if (/unreachable/.test(event.error)) {
+        // The client gave up; the page keeps an eye out and follows again once the server is back.
         showJobTrouble("the server is unreachable; the job may still be running.");
-        showJobNote(event.error);
+        showJobNote(`${event.error} Checking again every ${RECHECK_SECONDS} s.`);
+        scheduleRecheck(jobId);
       } else {
         showJobTrouble(event.error);
       }
@@ -380,6 +382,26 @@ async function onJobEvent(jobId, event) {
     default:
       break;
   }
+}
+
+const RECHECK_SECONDS = 5;
+
+function scheduleRecheck(jobId) {
+  setTimeout(async () => {
+    if (state.followedJob !== null || !state.selected) return;
+    const section = jobSection();
+    if (!section || section.dataset.job !== jobId) return;
+    try {
+      await api(`/api/jobs/${jobId}`);
+    } catch (e) {
+      scheduleRecheck(jobId);
+      return;
+    }
+    const button = $(".refollow", section);
+    if (button) button.remove();
+    showJobNote("");
+    followJob(jobId);
+  }, RECHECK_SECONDS * 1000);
 }
 
 function offerRefollow(jobId) {
@@ -410,6 +432,8 @@ async function cancelJob() {
   const jobId = section && section.dataset.job;
   if (!jobId) return;
   const button = $(".cancel", section);
+  // The cancel's answer is the confirmed final state: show that, not the stream's own ending.
+  stopFollowing();
   button.dataset.busy = "1";
   button.disabled = true;
   button.textContent = "cancelling…";
@@ -417,7 +441,6 @@ async function cancelJob() {
   try {
     const answer = await api(`/api/jobs/${jobId}/cancel`, { method: "POST" });
     delete button.dataset.busy;
-    stopFollowing();
     showJob(answer.job);
     showJobNote(answer.cancelled
       ? "Cancelled (confirmed by the server)."
@@ -429,7 +452,7 @@ async function cancelJob() {
     button.disabled = false;
     button.textContent = "Cancel";
     showJobTrouble(`Cancel not confirmed: ${e.message}`);
-    await refreshJob(jobId);
+    followJob(jobId);
   }
 }
 
