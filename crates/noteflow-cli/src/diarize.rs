@@ -7,7 +7,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -16,11 +15,11 @@ use noteflow_client::{
     status_name, CancelOutcome, Client, ClientError, FollowConfig, JobOutcome, SpeakerRequest,
 };
 use noteflow_diarize::{Diarizer, SpeakerConstraints};
-use noteflow_server::{Application, DatabaseConfig, ServerConfig};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::connect;
 use crate::exit;
+use crate::local::LocalServer;
 use crate::output::{self, EventDisplay, OutputFormat, ProgressBar};
 use crate::{EngineArgs, SpeakerArgs};
 
@@ -109,32 +108,14 @@ async fn in_process(
     diarizer: Diarizer,
     request: &Request<'_>,
 ) -> Result<u8> {
-    let temporary;
-    let data_dir = match data_dir {
-        Some(dir) => dir.to_path_buf(),
-        None => {
-            temporary = tempfile::tempdir().context("cannot create a temporary data directory")?;
-            temporary.path().to_path_buf()
-        }
-    };
-    let mut config = ServerConfig::ephemeral(DatabaseConfig::Sqlite { data_dir });
-    config.metrics_addr = None;
-    config.runner.concurrency = 1;
-    let app = Application::build(config, Arc::new(diarizer)).await?;
-    let address = format!("http://{}", app.grpc_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until(async {
-        let _ = stopped.await;
-    }));
-
+    let server = LocalServer::start(data_dir, diarizer).await?;
     // The client is dropped before the server stops, so no open connection holds the stop up.
     let code = async {
-        let client = connect::client(&address, FollowConfig::default())?;
+        let client = connect::client(server.address(), FollowConfig::default())?;
         follow_to_output(&client, request).await
     }
     .await;
-    let _ = stop.send(());
-    server.await.context("the in-process server crashed")??;
+    server.stop().await?;
     code
 }
 

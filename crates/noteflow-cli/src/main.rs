@@ -4,18 +4,22 @@
 //! Layout (each module imports only those listed after it, and the arguments shared here):
 //! - `diarize`: `noteflow diarize`, in-process or `--server`, one path through the client;
 //! - `jobs`: `noteflow jobs start|status|watch|cancel|list`;
+//! - `console`: `noteflow console`, a local web app over the client (its page embedded);
 //! - `serve`: `noteflow serve`, the job service;
 //! - `eval`, `bench`: scoring RTTM, measuring the engine;
+//! - `local`: the job service run in this process (for `diarize` and `console`);
 //! - `connect`: the server's address and the follow settings, made into a client;
 //! - `output`: everything printed (turns, JSON, statuses, event lines, the progress bar);
 //! - `exit`: the exit codes.
 
 mod bench;
 mod connect;
+mod console;
 mod diarize;
 mod eval;
 mod exit;
 mod jobs;
+mod local;
 mod output;
 mod serve;
 
@@ -50,6 +54,8 @@ enum Command {
     /// Start, follow, cancel and list jobs on a running service (exit codes: 0 ok, 1 error,
     /// 2 job failed, 3 cancelled, 4 timed out, 5 server unreachable).
     Jobs(jobs::JobsArgs),
+    /// Open a local web console: upload meetings, watch jobs live, cancel, see who spoke when.
+    Console(console::ConsoleArgs),
 }
 
 /// Where the models are and which back-end runs them.
@@ -143,7 +149,7 @@ fn main() -> std::process::ExitCode {
     };
     // The service logs its lifecycle; one-shot commands only warnings.
     let default_filter = match cli.command {
-        Command::Serve(_) => "info",
+        Command::Serve(_) | Command::Console(_) => "info",
         _ => "warn",
     };
     tracing_subscriber::fmt()
@@ -159,6 +165,7 @@ fn main() -> std::process::ExitCode {
         Command::Bench(args) => bench::run(args).map(|()| exit::OK),
         Command::Serve(args) => serve::run(args).map(|()| exit::OK),
         Command::Jobs(args) => jobs::run(args),
+        Command::Console(args) => console::run(args).map(|()| exit::OK),
     };
     match code {
         Ok(code) => std::process::ExitCode::from(code),

@@ -108,3 +108,13 @@ fn ctrl_c_cancels_the_in_process_job_and_says_how_it_ended() {
         "no turns for a cancelled job"
     );
 }
+
+#[test]
+fn console_refuses_a_non_loopback_address_unless_told() {
+    let refused = error_of(&["console", "--listen", "0.0.0.0:0"]);
+    assert!(
+        refused.contains("refusing to serve the console on 0.0.0.0:0"),
+        "{refused}"
+    );
+    assert!(refused.contains("--allow-remote"), "{refused}");
+}

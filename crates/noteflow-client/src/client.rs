@@ -336,6 +336,45 @@ impl Client {
             .await
     }
 
+    /// Uploads the file at `path` as the audio of an existing meeting, read while it is sent.
+    pub async fn upload_audio_file(
+        &self,
+        meeting_id: &str,
+        path: &Path,
+        format_hint: &str,
+    ) -> Result<pb::UploadAudioResponse, ClientError> {
+        let size = tokio::fs::metadata(path)
+            .await
+            .map_err(|e| ClientError::Io {
+                what: path.display().to_string(),
+                message: e.to_string(),
+            })?
+            .len();
+        self.upload(
+            meeting_id,
+            AudioSource::File(path.to_path_buf()),
+            size,
+            format_hint,
+            &format!("UploadAudio of {}", path.display()),
+        )
+        .await
+    }
+
+    pub async fn get_meeting(&self, meeting_id: &str) -> Result<pb::Meeting, ClientError> {
+        let request = pb::GetMeetingRequest {
+            meeting_id: meeting_id.to_string(),
+        };
+        self.connection
+            .unary(
+                "GetMeeting",
+                None,
+                &mut unobserved,
+                request,
+                |mut c, r| async move { c.meetings.get_meeting(r).await },
+            )
+            .await
+    }
+
     /// Every segment of the meeting, in index order, read page by page (GetMeeting carries only the
     /// first ones).
     pub async fn all_segments(&self, meeting_id: &str) -> Result<Vec<pb::Segment>, ClientError> {
@@ -349,6 +388,34 @@ impl Client {
             }
             token = page.next_page_token;
         }
+    }
+
+    pub async fn list_meetings(
+        &self,
+        request: pb::ListMeetingsRequest,
+    ) -> Result<pb::ListMeetingsResponse, ClientError> {
+        self.connection
+            .unary(
+                "ListMeetings",
+                None,
+                &mut unobserved,
+                request,
+                |mut c, r| async move { c.meetings.list_meetings(r).await },
+            )
+            .await
+    }
+
+    /// Where the server keeps jobs and its limits.
+    pub async fn server_info(&self) -> Result<pb::ServerInfo, ClientError> {
+        self.connection
+            .unary(
+                "GetServerInfo",
+                None,
+                &mut unobserved,
+                pb::GetServerInfoRequest {},
+                |mut c, r| async move { c.jobs.get_server_info(r).await },
+            )
+            .await
     }
 
     pub async fn delete_meeting(&self, meeting_id: &str) -> Result<(), ClientError> {

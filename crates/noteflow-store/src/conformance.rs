@@ -33,8 +33,8 @@ use std::time::Duration;
 
 use crate::{
     now_millis, CancelRequest, Claim, Created, Heartbeat, Job, JobFilter, JobId, JobResult,
-    JobState, JobStore, MeetingId, Millis, NewJob, Outcome, Recovery, SegmentInput, StoreError,
-    StoredAudio, TurnRecord, WorkerId,
+    JobState, JobStore, MeetingCursor, MeetingId, Millis, NewJob, Outcome, Recovery, SegmentInput,
+    StoreError, StoredAudio, TurnRecord, WorkerId,
 };
 
 /// Generates one `#[tokio::test]` named `$name` that runs every conformance case ([`run_all`]).
@@ -76,6 +76,7 @@ macro_rules! cases {
 cases![
     count_by_state_lists_every_state,
     meeting_create_get_and_unknown,
+    list_meetings_newest_first_in_pages,
     segments_are_ordered_and_replaced,
     replace_segments_refused_while_a_job_is_active,
     replace_segments_refuses_non_finite_bounds,
@@ -344,6 +345,66 @@ async fn meeting_create_get_and_unknown<S: JobStore>(store: S) {
         store.get_meeting(MeetingId::new_random()).await.unwrap(),
         None
     );
+}
+
+async fn list_meetings_newest_first_in_pages<S: JobStore>(store: S) {
+    let empty = store.list_meetings(10, None).await.unwrap();
+    assert!(empty.meetings.is_empty());
+    assert_eq!(empty.next_after, None);
+
+    // Seven meetings, several created within the same millisecond: ties are ordered by id, so
+    // paging neither skips nor repeats one.
+    let mut created = Vec::new();
+    for i in 0..7 {
+        created.push(store.create_meeting(&format!("m{i}")).await.unwrap());
+    }
+    let with_audio = created[3].id;
+    store
+        .put_audio(with_audio, audio(b"RIFF...."))
+        .await
+        .unwrap();
+    store
+        .replace_segments(with_audio, vec![segment(0.0, "hello", None)])
+        .await
+        .unwrap();
+    let mut expected: Vec<MeetingCursor> = created.iter().map(MeetingCursor::of).collect();
+    expected.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+
+    let all = store.list_meetings(100, None).await.unwrap();
+    assert_eq!(all.next_after, None);
+    let order: Vec<MeetingCursor> = all.meetings.iter().map(MeetingCursor::of).collect();
+    assert_eq!(order, expected);
+    let listed = all.meetings.iter().find(|m| m.id == with_audio).unwrap();
+    let info = listed.audio.as_ref().expect("the audio facts are listed");
+    assert_eq!((info.size_bytes, info.duration_secs), (8, 12.5));
+    assert_eq!(info.format_hint.as_deref(), Some("wav"));
+    assert!(listed.segments.is_empty(), "segments are not listed");
+    assert!(all
+        .meetings
+        .iter()
+        .filter(|m| m.id != with_audio)
+        .all(|m| m.audio.is_none()));
+
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.list_meetings(3, after).await.unwrap();
+        assert!(page.meetings.len() <= 3);
+        paged.extend(page.meetings.iter().map(MeetingCursor::of));
+        match page.next_after {
+            Some(cursor) => {
+                assert_eq!(Some(&cursor), paged.last());
+                after = Some(cursor);
+            }
+            None => break,
+        }
+    }
+    assert_eq!(paged, expected);
+
+    store.delete_meeting(created[0].id).await.unwrap();
+    let after_delete = store.list_meetings(100, None).await.unwrap();
+    assert_eq!(after_delete.meetings.len(), 6);
+    assert!(after_delete.meetings.iter().all(|m| m.id != created[0].id));
 }
 
 async fn segments_are_ordered_and_replaced<S: JobStore>(store: S) {

@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::{
-    Claim, Created, Heartbeat, Job, JobId, JobPage, JobResult, JobState, MeetingId, Millis, NewJob,
-    Outcome, Recovery, Segment, SegmentInput, StoreError, StoreResult, WorkerId,
+    Claim, Created, Heartbeat, Job, JobId, JobPage, JobResult, JobState, Meeting, MeetingCursor,
+    MeetingId, MeetingPage, Millis, NewJob, Outcome, Recovery, Segment, SegmentInput, StoreError,
+    StoreResult, WorkerId,
 };
 
 /// `error` of a job cancelled while QUEUED.
@@ -166,6 +167,28 @@ pub fn into_page(mut jobs: Vec<Job>, limit: u32) -> JobPage {
         jobs,
         next_after_seq,
     }
+}
+
+/// The page made of `meetings` (newest first), which holds up to [`rows_to_fetch`] meetings, as
+/// [`into_page`] does for jobs.
+pub fn into_meeting_page(mut meetings: Vec<Meeting>, limit: u32) -> MeetingPage {
+    let limit = limit as usize;
+    let more = meetings.len() > limit && limit > 0;
+    meetings.truncate(limit);
+    let next_after = if more {
+        meetings.last().map(MeetingCursor::of)
+    } else {
+        None
+    };
+    MeetingPage {
+        meetings,
+        next_after,
+    }
+}
+
+/// Whether `meeting` comes after `cursor` in listing order (newest first, then descending id).
+pub fn is_after(meeting: &Meeting, cursor: Option<MeetingCursor>) -> bool {
+    cursor.is_none_or(|c| (meeting.created_at, meeting.id) < (c.created_at, c.id))
 }
 
 /// The claim `worker` holds on `job`, which it has just claimed.

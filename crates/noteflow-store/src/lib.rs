@@ -401,6 +401,33 @@ pub struct JobPage {
     pub next_after_seq: Option<i64>,
 }
 
+/// Where a meeting listing stopped: the last meeting of a page, in listing order (newest first,
+/// ties broken by descending id, so meetings created in the same millisecond are neither skipped
+/// nor repeated).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MeetingCursor {
+    pub created_at: Millis,
+    pub id: MeetingId,
+}
+
+impl MeetingCursor {
+    pub fn of(meeting: &Meeting) -> Self {
+        Self {
+            created_at: meeting.created_at,
+            id: meeting.id,
+        }
+    }
+}
+
+/// One page of [`JobStore::list_meetings`], newest meeting first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeetingPage {
+    /// With their audio facts but without their segments (read one meeting for those).
+    pub meetings: Vec<Meeting>,
+    /// Pass as `after` to get the next page; `None` on the last page.
+    pub next_after: Option<MeetingCursor>,
+}
+
 /// What a store's database failure means for the caller: whether trying again may help.
 ///
 /// Each store maps its driver's errors onto these at its edge (see [`StoreError::Backend`]), so no
@@ -574,6 +601,14 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// The meeting with its audio facts and its segments (ordered by index), or `None`.
     async fn get_meeting(&self, id: MeetingId) -> StoreResult<Option<Meeting>>;
+
+    /// Meetings newest first (descending `created_at`, then descending id), at most `limit`, only
+    /// those after `after` in that order. Their `segments` are left empty.
+    async fn list_meetings(
+        &self,
+        limit: u32,
+        after: Option<MeetingCursor>,
+    ) -> StoreResult<MeetingPage>;
 
     /// Deletes the meeting, its audio, its segments, its jobs and their results. A worker still
     /// running one of its jobs finds its claim [`Heartbeat::Lost`]. Returns whether it existed.

@@ -18,14 +18,15 @@ use std::time::Duration;
 
 use crate::contract::{
     check_inputs_replaceable, check_queue_room, check_startable, claim_holds, claim_of, ending,
-    heartbeat_answer, indexed_segments, into_page, is_abandoned, lease_deadline, reuse_request_id,
-    rows_to_fetch, usable_progress, zero_counts, CancelAction, Completion, Ending, RecoveryAction,
-    CANCELLED_BEFORE_START, CANCELLED_WHILE_RUNNING,
+    heartbeat_answer, indexed_segments, into_meeting_page, into_page, is_abandoned, is_after,
+    lease_deadline, reuse_request_id, rows_to_fetch, usable_progress, zero_counts, CancelAction,
+    Completion, Ending, RecoveryAction, CANCELLED_BEFORE_START, CANCELLED_WHILE_RUNNING,
 };
 use crate::{
     now_millis, AudioInfo, CancelRequest, Claim, Created, Heartbeat, Job, JobFilter, JobId,
-    JobPage, JobResult, JobState, JobStore, Meeting, MeetingId, Millis, NewJob, Outcome, Recovery,
-    Segment, SegmentInput, StorageMode, StoreError, StoreResult, StoredAudio, TurnRecord, WorkerId,
+    JobPage, JobResult, JobState, JobStore, Meeting, MeetingCursor, MeetingId, MeetingPage, Millis,
+    NewJob, Outcome, Recovery, Segment, SegmentInput, StorageMode, StoreError, StoreResult,
+    StoredAudio, TurnRecord, WorkerId,
 };
 
 /// Keeps everything in process memory; nothing survives a restart.
@@ -161,6 +162,26 @@ impl JobStore for MemoryStore {
             .meetings
             .get(&id)
             .map(|meeting| meeting_view(id, meeting)))
+    }
+
+    async fn list_meetings(
+        &self,
+        limit: u32,
+        after: Option<MeetingCursor>,
+    ) -> StoreResult<MeetingPage> {
+        let state = self.state()?;
+        let mut meetings: Vec<Meeting> = state
+            .meetings
+            .iter()
+            .map(|(id, meeting)| Meeting {
+                segments: Vec::new(),
+                ..meeting_view(*id, meeting)
+            })
+            .filter(|meeting| is_after(meeting, after))
+            .collect();
+        meetings.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+        meetings.truncate(usize::try_from(rows_to_fetch(limit)).unwrap_or(usize::MAX));
+        Ok(into_meeting_page(meetings, limit))
     }
 
     async fn delete_meeting(&self, id: MeetingId) -> StoreResult<bool> {

@@ -36,15 +36,15 @@ use rusqlite::{
 
 use crate::contract::{
     check_inputs_replaceable, check_queue_room, check_startable, claim_of, ending,
-    heartbeat_answer, indexed_segments, into_page, lease_deadline, reuse_request_id, rows_to_fetch,
-    usable_progress, zero_counts, CancelAction, Completion, Ending, RecoveryAction,
-    CANCELLED_BEFORE_START, CANCELLED_WHILE_RUNNING,
+    heartbeat_answer, indexed_segments, into_meeting_page, into_page, lease_deadline,
+    reuse_request_id, rows_to_fetch, usable_progress, zero_counts, CancelAction, Completion,
+    Ending, RecoveryAction, CANCELLED_BEFORE_START, CANCELLED_WHILE_RUNNING,
 };
 use crate::{
     now_millis, AudioInfo, BackendErrorKind, BoxError, CancelRequest, Claim, Created, Heartbeat,
-    IdError, Job, JobFilter, JobId, JobPage, JobResult, JobState, JobStore, Meeting, MeetingId,
-    Millis, NewJob, Outcome, Recovery, Segment, SegmentInput, StorageMode, StoreError, StoreResult,
-    StoredAudio, TurnRecord, WorkerId,
+    IdError, Job, JobFilter, JobId, JobPage, JobResult, JobState, JobStore, Meeting, MeetingCursor,
+    MeetingId, MeetingPage, Millis, NewJob, Outcome, Recovery, Segment, SegmentInput, StorageMode,
+    StoreError, StoreResult, StoredAudio, TurnRecord, WorkerId,
 };
 
 mod migrations;
@@ -442,6 +442,56 @@ impl JobStore for SqliteStore {
                 audio,
                 segments,
             }))
+        })
+        .await
+    }
+
+    async fn list_meetings(
+        &self,
+        limit: u32,
+        after: Option<MeetingCursor>,
+    ) -> StoreResult<MeetingPage> {
+        let after = after.map(|c| (c.created_at, c.id.to_string()));
+        self.read(move |conn| {
+            let fetch = rows_to_fetch(limit);
+            let sql = format!(
+                "SELECT m.id, m.title, m.created_at, length(a.bytes), a.duration_secs, \
+                 a.format_hint FROM meetings m LEFT JOIN meeting_audio a ON a.meeting_id = m.id \
+                 {} ORDER BY m.created_at DESC, m.id DESC LIMIT ?",
+                if after.is_some() {
+                    "WHERE (m.created_at, m.id) < (?, ?)"
+                } else {
+                    ""
+                }
+            );
+            let mut args: Vec<&dyn ToSql> = Vec::new();
+            if let Some((created_at, id)) = &after {
+                args.push(created_at);
+                args.push(id);
+            }
+            args.push(&fetch);
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let mut rows = stmt.query(args.as_slice())?;
+            let mut meetings = Vec::new();
+            while let Some(row) = rows.next()? {
+                let id: String = row.get(0)?;
+                let size: Option<u64> = row.get(3)?;
+                meetings.push(Meeting {
+                    id: parse(&id)?,
+                    title: row.get(1)?,
+                    created_at: row.get(2)?,
+                    audio: match size {
+                        Some(size_bytes) => Some(AudioInfo {
+                            size_bytes,
+                            duration_secs: row.get(4)?,
+                            format_hint: row.get(5)?,
+                        }),
+                        None => None,
+                    },
+                    segments: Vec::new(),
+                });
+            }
+            Ok(into_meeting_page(meetings, limit))
         })
         .await
     }

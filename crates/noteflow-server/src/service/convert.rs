@@ -2,7 +2,8 @@
 
 use noteflow_proto::v1 as pb;
 use noteflow_store::{
-    IdError, Job, JobId, JobState, Meeting, MeetingId, Millis, Segment, StorageMode, StoreError,
+    IdError, Job, JobId, JobState, Meeting, MeetingCursor, MeetingId, Millis, Segment, StorageMode,
+    StoreError,
 };
 use tonic::Status;
 
@@ -101,6 +102,46 @@ pub fn meeting(meeting: &Meeting) -> pb::Meeting {
     }
 }
 
+/// The default and largest page of a listing.
+const DEFAULT_PAGE_SIZE: u32 = 50;
+const MAX_PAGE_SIZE: u32 = 500;
+
+/// A listing's `page_size`: 0 means the default; more than the maximum is refused.
+pub fn page_size(requested: u32) -> Result<u32, Status> {
+    match requested {
+        0 => Ok(DEFAULT_PAGE_SIZE),
+        n if n > MAX_PAGE_SIZE => Err(Status::invalid_argument(format!(
+            "page_size must be at most {MAX_PAGE_SIZE}, got {n}"
+        ))),
+        n => Ok(n),
+    }
+}
+
+/// A meeting listing's page token: opaque to clients; inside, the position of the last meeting
+/// listed (a forged one only moves the listing, it reveals nothing).
+pub fn encode_meeting_token(cursor: MeetingCursor) -> String {
+    let plain = format!("{}.{}", cursor.created_at, cursor.id);
+    plain.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn decode_meeting_token(token: &str) -> Result<MeetingCursor, Status> {
+    let refused = || Status::invalid_argument("page_token is not one this server issued");
+    if token.len() % 2 != 0 || !token.is_ascii() {
+        return Err(refused());
+    }
+    let bytes = (0..token.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&token[i..i + 2], 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .map_err(|_| refused())?;
+    let plain = String::from_utf8(bytes).map_err(|_| refused())?;
+    let (created_at, id) = plain.split_once('.').ok_or_else(refused)?;
+    Ok(MeetingCursor {
+        created_at: created_at.parse().map_err(|_| refused())?,
+        id: id.parse().map_err(|_| refused())?,
+    })
+}
+
 fn invalid_id(field: &str, e: IdError) -> Status {
     if e.value.is_empty() {
         Status::invalid_argument(format!("{field} is required"))
@@ -169,5 +210,25 @@ mod store_error_tests {
         assert_eq!(code(BackendErrorKind::Contention), Code::Unavailable);
         assert_eq!(code(BackendErrorKind::Unavailable), Code::Unavailable);
         assert_eq!(code(BackendErrorKind::Other), Code::Internal);
+    }
+}
+
+#[cfg(test)]
+mod page_token_tests {
+    use super::*;
+
+    #[test]
+    fn meeting_tokens_round_trip_and_strangers_are_refused() {
+        let cursor = MeetingCursor {
+            created_at: 1_764_000_000_123,
+            id: "123e4567-e89b-12d3-a456-426614174000".parse().unwrap(),
+        };
+        let token = encode_meeting_token(cursor);
+        assert!(token.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(decode_meeting_token(&token).unwrap(), cursor);
+        for stranger in ["", "zz", "abc", "6162", "p12", "é0"] {
+            let refused = decode_meeting_token(stranger).unwrap_err();
+            assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{stranger}");
+        }
     }
 }

@@ -21,8 +21,6 @@ use super::convert::{self, job_not_found, parse_job_id, parse_meeting_id, store_
 use super::{ServiceState, MEMORY_MODE_WARNING};
 
 const MAX_REQUEST_ID_CHARS: usize = 128;
-const DEFAULT_PAGE_SIZE: u32 = 50;
-const MAX_PAGE_SIZE: u32 = 500;
 /// How often a watch re-reads its job when no in-process notice arrives (changes made by another
 /// process, e.g. a replica sharing the database).
 const WATCH_POLL: Duration = Duration::from_secs(1);
@@ -196,15 +194,7 @@ impl Jobs {
                 )))
             }
         };
-        let limit = match request.page_size {
-            0 => DEFAULT_PAGE_SIZE,
-            n if n > MAX_PAGE_SIZE => {
-                return Err(Status::invalid_argument(format!(
-                    "page_size must be at most {MAX_PAGE_SIZE}, got {n}"
-                )))
-            }
-            n => n,
-        };
+        let limit = convert::page_size(request.page_size)?;
         let after_seq = match request.page_token.trim() {
             "" => None,
             token => Some(decode_page_token(token)?),
@@ -357,6 +347,18 @@ impl DiarizationService for Jobs {
     ) -> Result<Response<pb::DiarizationResult>, Status> {
         let id = parse_job_id("job_id", &request.get_ref().job_id)?;
         self.result(id).await.map(Response::new)
+    }
+
+    async fn get_server_info(
+        &self,
+        _request: Request<pb::GetServerInfoRequest>,
+    ) -> Result<Response<pb::ServerInfo>, Status> {
+        Ok(Response::new(pb::ServerInfo {
+            storage_mode: convert::storage_mode(self.state.mode) as i32,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            max_upload_bytes: self.state.max_upload_bytes as u64,
+            warnings: self.state.warnings.clone(),
+        }))
     }
 }
 

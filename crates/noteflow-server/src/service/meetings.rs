@@ -467,6 +467,31 @@ impl MeetingService for Meetings {
             .map(Response::new)
     }
 
+    async fn list_meetings(
+        &self,
+        request: Request<pb::ListMeetingsRequest>,
+    ) -> Result<Response<pb::ListMeetingsResponse>, Status> {
+        let request = request.into_inner();
+        let limit = convert::page_size(request.page_size)?;
+        let after = match request.page_token.trim() {
+            "" => None,
+            token => Some(convert::decode_meeting_token(token)?),
+        };
+        let page = self
+            .state
+            .store
+            .list_meetings(limit, after)
+            .await
+            .map_err(store_error)?;
+        Ok(Response::new(pb::ListMeetingsResponse {
+            meetings: page.meetings.iter().map(convert::meeting).collect(),
+            next_page_token: page
+                .next_after
+                .map(convert::encode_meeting_token)
+                .unwrap_or_default(),
+        }))
+    }
+
     async fn delete_meeting(
         &self,
         request: Request<pb::DeleteMeetingRequest>,

@@ -35,15 +35,15 @@ use tokio_postgres::{IsolationLevel, NoTls, Row};
 
 use crate::contract::{
     check_inputs_replaceable, check_queue_room, check_startable, claim_of, ending,
-    heartbeat_answer, indexed_segments, into_page, lease_deadline, reuse_request_id, rows_to_fetch,
-    usable_progress, zero_counts, CancelAction, Completion, Ending, RecoveryAction,
-    CANCELLED_BEFORE_START, CANCELLED_WHILE_RUNNING,
+    heartbeat_answer, indexed_segments, into_meeting_page, into_page, lease_deadline,
+    reuse_request_id, rows_to_fetch, usable_progress, zero_counts, CancelAction, Completion,
+    Ending, RecoveryAction, CANCELLED_BEFORE_START, CANCELLED_WHILE_RUNNING,
 };
 use crate::{
     now_millis, AudioInfo, BackendErrorKind, BoxError, CancelRequest, Claim, Created, Heartbeat,
-    Job, JobFilter, JobId, JobPage, JobResult, JobState, JobStore, Meeting, MeetingId, Millis,
-    NewJob, Outcome, PoolStatus, Recovery, Segment, SegmentInput, StorageMode, StoreError,
-    StoreNotice, StoreResult, StoredAudio, TurnRecord, WorkerId,
+    Job, JobFilter, JobId, JobPage, JobResult, JobState, JobStore, Meeting, MeetingCursor,
+    MeetingId, MeetingPage, Millis, NewJob, Outcome, PoolStatus, Recovery, Segment, SegmentInput,
+    StorageMode, StoreError, StoreNotice, StoreResult, StoredAudio, TurnRecord, WorkerId,
 };
 
 mod migrations;
@@ -478,6 +478,63 @@ impl JobStore for PostgresStore {
             audio,
             segments,
         }))
+    }
+
+    async fn list_meetings(
+        &self,
+        limit: u32,
+        after: Option<MeetingCursor>,
+    ) -> StoreResult<MeetingPage> {
+        let conn = self.conn().await?;
+        let fetch = i64::try_from(rows_to_fetch(limit)).unwrap_or(i64::MAX);
+        // Row comparison on (created_at, id) walks the listing order; uuid compares as its bytes,
+        // as MeetingId's Ord does.
+        let rows = match after {
+            Some(cursor) => {
+                conn.query(
+                    "SELECT m.id, m.title, m.created_at, a.size_bytes, a.duration_secs, \
+                     a.format_hint FROM meetings m \
+                     LEFT JOIN meeting_audio a ON a.meeting_id = m.id \
+                     WHERE (m.created_at, m.id) < ($1, $2) \
+                     ORDER BY m.created_at DESC, m.id DESC LIMIT $3",
+                    &[&cursor.created_at, &cursor.id.as_uuid(), &fetch],
+                )
+                .await
+            }
+            None => {
+                conn.query(
+                    "SELECT m.id, m.title, m.created_at, a.size_bytes, a.duration_secs, \
+                     a.format_hint FROM meetings m \
+                     LEFT JOIN meeting_audio a ON a.meeting_id = m.id \
+                     ORDER BY m.created_at DESC, m.id DESC LIMIT $1",
+                    &[&fetch],
+                )
+                .await
+            }
+        }
+        .pg()?;
+        let meetings = rows
+            .iter()
+            .map(|row| {
+                let size: Option<i64> = row.try_get(3).pg()?;
+                let audio = match size {
+                    Some(size) => Some(AudioInfo {
+                        size_bytes: u64::try_from(size).map_err(|_| corrupt("audio size", size))?,
+                        duration_secs: row.try_get(4).pg()?,
+                        format_hint: row.try_get(5).pg()?,
+                    }),
+                    None => None,
+                };
+                Ok(Meeting {
+                    id: MeetingId::from_uuid(row.try_get(0).pg()?),
+                    title: row.try_get(1).pg()?,
+                    created_at: row.try_get(2).pg()?,
+                    audio,
+                    segments: Vec::new(),
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(into_meeting_page(meetings, limit))
     }
 
     async fn delete_meeting(&self, id: MeetingId) -> StoreResult<bool> {
