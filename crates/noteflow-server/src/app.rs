@@ -34,6 +34,13 @@ pub enum StartError {
         #[source]
         source: StoreError,
     },
+    /// The data directory is held by another server. Said separately because --fallback-to-memory
+    /// never applies here, so telling the operator to pass it would be wrong.
+    #[error("{source}\n(the server will not start while another server uses its data directory, even with --fallback-to-memory: running on memory would hide that server's jobs and lose new ones; stop the other server, or give this one another --data-dir)")]
+    DataDirInUse {
+        #[source]
+        source: StoreError,
+    },
     #[error("cannot recover the jobs a previous run left behind: {0}")]
     Recovery(#[source] StoreError),
     #[error("cannot listen on {addr}: {source}")]
@@ -100,6 +107,7 @@ fn open_store(config: &ServerConfig) -> Result<Arc<dyn JobStore>, StartError> {
                 tracing::error!(error = %e, "cannot open the database; falling back to memory as --fallback-to-memory allows");
                 Ok(Arc::new(MemoryStore::new()))
             }
+            Err(source @ StoreError::Locked { .. }) => Err(StartError::DataDirInUse { source }),
             Err(source) => Err(StartError::Database { source }),
         },
     }

@@ -236,7 +236,12 @@ impl Runner {
         self.running.lock().unwrap().remove(&job.id);
         let label = ending.label();
         match ending {
-            Ending::Nothing => {}
+            // The run still ends with a line, so every "job started" line has its end.
+            Ending::Nothing => tracing::info!(
+                outcome = label,
+                seconds = started.elapsed().as_secs_f64(),
+                "job run abandoned: its claim is gone (its meeting was deleted, or another process recovered it); nothing written"
+            ),
             Ending::Release => match retry_busy(|| self.store.release(&claim)).await {
                 Ok(true) => tracing::info!("job given back to the queue for the next start"),
                 Ok(false) => self.metrics.stale_write(),

@@ -182,6 +182,16 @@ async fn every_mistake_gets_its_own_status_code_and_the_server_keeps_working() {
             .await,
     );
     assert_eq!(code, Code::NotFound);
+    // Only the canonical spelling of an id: the same UUID in upper case is not accepted.
+    let (code, message) = code_and_message(
+        meetings
+            .get_meeting(pb::GetMeetingRequest {
+                meeting_id: unknown.to_uppercase(),
+            })
+            .await,
+    );
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(message.contains("canonical form"), "{message}");
     let (code, _) = code_and_message(
         meetings
             .delete_meeting(pb::DeleteMeetingRequest {
@@ -877,6 +887,44 @@ async fn listing_filters_and_pages_newest_first() {
     }
     started.reverse();
     assert_eq!(listed, started);
+    // A token continues only its own listing: with another filter, or made up, it is refused.
+    let first = jobs
+        .list_diarization_jobs(pb::ListDiarizationJobsRequest {
+            meeting_id: meeting.clone(),
+            page_size: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    for request in [
+        pb::ListDiarizationJobsRequest {
+            page_size: 2,
+            page_token: first.next_page_token.clone(),
+            ..Default::default()
+        },
+        pb::ListDiarizationJobsRequest {
+            meeting_id: meeting.clone(),
+            status: pb::JobStatus::Completed as i32,
+            page_size: 2,
+            page_token: first.next_page_token.clone(),
+        },
+        pb::ListDiarizationJobsRequest {
+            meeting_id: meeting.clone(),
+            page_size: 2,
+            // The old format, which named the position in clear.
+            page_token: "p1".into(),
+            ..Default::default()
+        },
+    ] {
+        let e = jobs.list_diarization_jobs(request).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+        assert!(
+            e.message().starts_with("page_token is not valid"),
+            "{}",
+            e.message()
+        );
+    }
     let completed = jobs
         .list_diarization_jobs(pb::ListDiarizationJobsRequest {
             status: pb::JobStatus::Completed as i32,
@@ -1036,6 +1084,35 @@ async fn a_database_that_cannot_be_opened_stops_the_start_unless_memory_fallback
         .await
         .unwrap();
     assert_eq!(app.storage_mode(), noteflow_store::StorageMode::Memory);
+}
+
+#[tokio::test]
+async fn a_data_directory_in_use_is_refused_with_a_message_that_fits_even_with_memory_fallback() {
+    let first = TestServer::start(Arc::new(ControlledDiarizer::completing()), |_| {}).await;
+    let data_dir = first.data_dir.as_ref().unwrap().path().join("data");
+    for fallback_to_memory in [false, true] {
+        let mut config = test_config(noteflow_server::DatabaseConfig::Sqlite {
+            data_dir: data_dir.clone(),
+        });
+        config.fallback_to_memory = fallback_to_memory;
+        let error = match noteflow_server::Application::build(
+            config,
+            Arc::new(ControlledDiarizer::completing()),
+        )
+        .await
+        {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("a second server started on a data directory in use"),
+        };
+        assert!(
+            error.contains("in use by another noteflow server"),
+            "{error}"
+        );
+        assert!(error.contains("even with --fallback-to-memory"), "{error}");
+        // Before, it told an operator who had passed --fallback-to-memory to pass it.
+        assert!(!error.contains("pass --fallback-to-memory"), "{error}");
+    }
+    first.stop().await;
 }
 
 #[tokio::test]

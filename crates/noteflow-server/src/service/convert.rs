@@ -150,12 +150,41 @@ fn invalid_id(field: &str, e: IdError) -> Status {
     }
 }
 
-pub fn parse_meeting_id(field: &str, value: &str) -> Result<MeetingId, Status> {
+/// Whether `value` is a UUID in the canonical text form the server writes: 36 characters, lower-case
+/// hexadecimal digits in 8-4-4-4-12 groups joined by hyphens. The UUID parser also reads braces,
+/// `urn:uuid:`, upper case and the unhyphenated form; accepting those would give one id several
+/// spellings (in logs, in clients' caches, in comparisons such as an upload's repeated meeting_id).
+fn is_canonical_uuid(value: &str) -> bool {
+    value.len() == 36
+        && value.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+        })
+}
+
+fn parse_id<T: std::str::FromStr<Err = IdError>>(
+    field: &str,
+    kind: &'static str,
+    value: &str,
+) -> Result<T, Status> {
+    if value.is_empty() {
+        return Err(Status::invalid_argument(format!("{field} is required")));
+    }
+    if !is_canonical_uuid(value) {
+        let shown: String = value.chars().take(80).collect();
+        return Err(Status::invalid_argument(format!(
+            "{field}: '{shown}' is not a valid {kind} id (expected a UUID in its canonical form: lower-case hexadecimal digits in 8-4-4-4-12 groups joined by hyphens, such as 123e4567-e89b-12d3-a456-426614174000)"
+        )));
+    }
     value.parse().map_err(|e| invalid_id(field, e))
 }
 
+pub fn parse_meeting_id(field: &str, value: &str) -> Result<MeetingId, Status> {
+    parse_id(field, "meeting", value)
+}
+
 pub fn parse_job_id(field: &str, value: &str) -> Result<JobId, Status> {
-    value.parse().map_err(|e| invalid_id(field, e))
+    parse_id(field, "job", value)
 }
 
 pub fn job_not_found(id: JobId) -> Status {
@@ -210,6 +239,33 @@ mod store_error_tests {
         assert_eq!(code(BackendErrorKind::Contention), Code::Unavailable);
         assert_eq!(code(BackendErrorKind::Unavailable), Code::Unavailable);
         assert_eq!(code(BackendErrorKind::Other), Code::Internal);
+    }
+
+    #[test]
+    fn only_the_canonical_form_of_an_id_is_accepted() {
+        let canonical = "123e4567-e89b-12d3-a456-426614174000";
+        assert!(parse_job_id("job_id", canonical).is_ok());
+        for other in [
+            "123E4567-E89B-12D3-A456-426614174000",
+            "{123e4567-e89b-12d3-a456-426614174000}",
+            "urn:uuid:123e4567-e89b-12d3-a456-426614174000",
+            "123e4567e89b12d3a456426614174000",
+            " 123e4567-e89b-12d3-a456-426614174000",
+            "123e4567-e89b-12d3-a456-42661417400g",
+            "123e4567+e89b-12d3-a456-426614174000",
+        ] {
+            let e = parse_meeting_id("meeting_id", other).unwrap_err();
+            assert_eq!(e.code(), tonic::Code::InvalidArgument, "{other}");
+            assert!(
+                e.message().contains("canonical form") && e.message().contains(canonical),
+                "{}",
+                e.message()
+            );
+        }
+        assert_eq!(
+            parse_job_id("job_id", "").unwrap_err().message(),
+            "job_id is required"
+        );
     }
 }
 

@@ -195,9 +195,15 @@ impl Jobs {
             }
         };
         let limit = convert::page_size(request.page_size)?;
+        // A token continues only the listing it came from: the same meeting and status filter.
+        let scope = format!(
+            "jobs:{}:{}",
+            meeting_id.map_or_else(|| "*".to_string(), |m| m.to_string()),
+            state.map_or("*", JobState::as_str)
+        );
         let after_seq = match request.page_token.trim() {
             "" => None,
-            token => Some(decode_page_token(token)?),
+            token => Some(self.state.page_tokens.redeem(&scope, token)?),
         };
         let page = self
             .state
@@ -213,7 +219,7 @@ impl Jobs {
                 .collect(),
             next_page_token: page
                 .next_after_seq
-                .map(encode_page_token)
+                .map(|seq| self.state.page_tokens.issue(&scope, seq))
                 .unwrap_or_default(),
         })
     }
@@ -256,18 +262,6 @@ impl Jobs {
                 .collect(),
         })
     }
-}
-
-/// Page tokens are opaque to clients; inside, the last listed job's sequence number.
-fn encode_page_token(seq: i64) -> String {
-    format!("p{seq}")
-}
-
-fn decode_page_token(token: &str) -> Result<i64, Status> {
-    token
-        .strip_prefix('p')
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| Status::invalid_argument("page_token is not one this server issued"))
 }
 
 fn speaker_constraints(
