@@ -10,7 +10,8 @@
 //!   (pyannote 3.1's recipe); progress callback and cancel flag.
 //! - [`clustering`]: agglomerative clustering of embeddings.
 //! - [`diarization`] and [`rttm`]: the result and its RTTM/JSON forms.
-//! - [`metrics`]: DER and JER, as pyannote.metrics computes them.
+//! - [`scoring`]: DER and JER, as pyannote.metrics computes them, and the optimal assignment
+//!   solver that both scoring and the pipeline's speaker mapping use.
 //!
 //! The engine knows nothing of jobs or storage: the job service wraps [`Diarizer::diarize`].
 
@@ -19,10 +20,10 @@ pub mod backend;
 pub mod clustering;
 pub mod diarization;
 pub mod fbank;
-pub mod metrics;
 pub mod models;
 pub mod pipeline;
 pub mod rttm;
+pub mod scoring;
 
 pub use audio::{decode_bytes, decode_file, Audio16k, AudioError};
 pub use backend::BackendKind;
