@@ -20,6 +20,7 @@ use crate::backend::{
 use crate::clustering::{self, Dendrogram, Linkage};
 use crate::fbank::{self, Fbank, FRAME_LENGTH, FRAME_SHIFT, NUM_MEL_BINS};
 use crate::models::ModelError;
+use crate::panic::panic_message;
 use crate::scoring::assignment;
 use crate::{Diarization, Turn};
 
@@ -255,7 +256,7 @@ impl Diarizer {
                         .unwrap_or_else(|panic| {
                             Err(ModelError::Inference {
                                 model: "back-end",
-                                message: format!("panicked: {}", panic_message(&panic)),
+                                message: format!("panicked: {}", panic_message(&*panic)),
                             })
                         });
                         if result.is_err() {
@@ -703,14 +704,6 @@ fn build_diarization(mut turns: Vec<Turn>, duration: f64) -> Diarization {
         speakers,
         duration,
     }
-}
-
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into())
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use crate::audio::report::DecodeReport;
 use crate::audio::resample::Pipeline;
 use crate::audio::track::{codec_name, select_track, validate_rate, TrackState};
 use crate::audio::wav_header::{precheck_wav_header, wav_codec_name, HEADER_PEEK};
+use crate::panic::panic_message;
 
 /// Most silence inserted for one undecodable packet: the largest packet any supported codec
 /// can have (FLAC's 65535-frame block; MP3 has 1152, Vorbis at most 8192).
@@ -111,11 +112,7 @@ fn decode_source(
     match result {
         Ok(r) => r,
         Err(payload) => {
-            let msg = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_owned());
+            let msg = panic_message(&*payload);
             tracing::error!(%msg, "audio decoder panicked; input rejected");
             Err(AudioError::DecoderPanic(msg))
         }
