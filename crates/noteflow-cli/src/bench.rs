@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use noteflow_diarize::metrics::{self, ScoringOptions};
 use noteflow_diarize::rttm::read_rttm_file;
+use noteflow_diarize::scoring::{self, ScoringOptions};
 use noteflow_diarize::SpeakerConstraints;
 
 use crate::EngineArgs;
@@ -82,7 +82,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             .and_then(|r| {
                 let reference: Vec<_> = r.into_values().flatten().collect();
                 (!reference.is_empty()).then(|| {
-                    metrics::der(&reference, &result.turns, None, &ScoringOptions::default()).der
+                    scoring::der(&reference, &result.turns, None, &ScoringOptions::default()).der
                         * 100.0
                 })
             });

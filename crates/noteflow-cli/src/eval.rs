@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use noteflow_diarize::metrics::{self, DerReport, ScoringOptions};
 use noteflow_diarize::rttm::read_rttm_file;
+use noteflow_diarize::scoring::{self, DerReport, ScoringOptions};
 use noteflow_diarize::Turn;
 
 #[derive(Args)]
@@ -90,8 +90,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
             missing.push(id.clone());
             &empty
         });
-        let der = metrics::der(ref_turns, hyp_turns, None, &opts);
-        let jer = metrics::jer(ref_turns, hyp_turns, None, &opts);
+        let der = scoring::der(ref_turns, hyp_turns, None, &opts);
+        let jer = scoring::jer(ref_turns, hyp_turns, None, &opts);
         let count = |t: &[Turn]| {
             t.iter()
                 .map(|t| &t.speaker)

@@ -17,8 +17,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use noteflow_diarize::clustering::Linkage;
-use noteflow_diarize::metrics::{self, DerReport, ScoringOptions};
 use noteflow_diarize::rttm::read_rttm_file;
+use noteflow_diarize::scoring::{self, DerReport, ScoringOptions};
 use noteflow_diarize::{
     decode_file, BackendKind, Diarizer, ModelDir, PipelineConfig, SpeakerConstraints,
 };
@@ -69,7 +69,7 @@ fn main() {
             .map(|t| &t.speaker)
             .collect::<BTreeSet<_>>()
             .len();
-        let report = metrics::der(&reference, &result.turns, None, &ScoringOptions::default());
+        let report = scoring::der(&reference, &result.turns, None, &ScoringOptions::default());
         println!(
             "{wav}: spk {}/{speakers} DER {:.2}% (miss {:.2} fa {:.2} conf {:.2}) rtf {:.4}",
             result.speakers.len(),

@@ -10,7 +10,9 @@
 //!   (pyannote 3.1's recipe); progress callback and cancel flag.
 //! - [`clustering`]: agglomerative clustering of embeddings.
 //! - [`diarization`] and [`rttm`]: the result and its RTTM/JSON forms.
-//! - [`metrics`]: DER and JER, as pyannote.metrics computes them.
+//! - [`scoring`]: DER and JER, as pyannote.metrics computes them, and the optimal assignment
+//!   solver that both scoring and the pipeline's speaker mapping use.
+//! - [`panic_message`]: the text of a caught panic (decoder, ONNX Runtime loader, model threads).
 //!
 //! The engine knows nothing of jobs or storage: the job service wraps [`Diarizer::diarize`].
 
@@ -19,15 +21,17 @@ pub mod backend;
 pub mod clustering;
 pub mod diarization;
 pub mod fbank;
-pub mod metrics;
 pub mod models;
+mod panic;
 pub mod pipeline;
 pub mod rttm;
+pub mod scoring;
 
 pub use audio::{decode_bytes, decode_file, Audio16k, AudioError};
 pub use backend::BackendKind;
 pub use diarization::{Diarization, Turn};
 pub use models::{ModelDir, ModelError};
+pub use panic::panic_message;
 pub use pipeline::{ConstraintError, DiarizeError, Diarizer, PipelineConfig, SpeakerConstraints};
 
 impl Diarizer {

@@ -20,6 +20,8 @@ use crate::backend::{
 use crate::clustering::{self, Dendrogram, Linkage};
 use crate::fbank::{self, Fbank, FRAME_LENGTH, FRAME_SHIFT, NUM_MEL_BINS};
 use crate::models::ModelError;
+use crate::panic::panic_message;
+use crate::scoring::assignment;
 use crate::{Diarization, Turn};
 
 /// Samples between two segmentation frames (SincNet stride 10 × three max-pools of 3).
@@ -254,7 +256,7 @@ impl Diarizer {
                         .unwrap_or_else(|panic| {
                             Err(ModelError::Inference {
                                 model: "back-end",
-                                message: format!("panicked: {}", panic_message(&panic)),
+                                message: format!("panicked: {}", panic_message(&*panic)),
                             })
                         });
                         if result.is_err() {
@@ -638,59 +640,47 @@ fn select_fbank_rows(features: &[f32], activity: &[u8], bit: u8, clean_only: boo
 }
 
 /// Assign each row (local speaker) a column (global speaker), distinct while columns last,
-/// maximising the summed similarity. At most three rows, so exhaustive search is cheap.
+/// maximising the summed similarity; with more rows than columns, each row takes its most
+/// similar column. The distinct case is the same assignment problem as scoring's speaker
+/// mapping, so it uses the same solver.
 fn best_distinct_assignment(sims: &[Vec<f32>], k: usize) -> Vec<usize> {
     let m = sims.len();
     if k == 0 {
         return vec![0; m];
     }
-    // The optimum only ever uses a column among each row's `m` best: search those.
-    let mut candidates: Vec<usize> = sims
+    if m > k {
+        return sims.iter().map(|row| most_similar(&row[..k])).collect();
+    }
+    // Cosine similarities lie in [-1, 1]; a non-finite one (a degenerate embedding) is made
+    // worse than any real one, so that it is chosen only when nothing else is left, instead of
+    // making the solver refuse the matrix.
+    let weights: Vec<Vec<f64>> = sims
         .iter()
-        .flat_map(|row| {
-            let mut cols: Vec<usize> = (0..k).collect();
-            cols.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
-            cols.truncate(m);
-            cols
+        .map(|row| {
+            row[..k]
+                .iter()
+                .map(|&s| if s.is_finite() { f64::from(s) } else { -1e6 })
+                .collect()
         })
         .collect();
-    candidates.sort_unstable();
-    candidates.dedup();
-    let mut best = (f32::NEG_INFINITY, vec![0; m]);
-    let mut current = vec![0usize; m];
-    fn search(
-        row: usize,
-        sims: &[Vec<f32>],
-        columns: &[usize],
-        distinct: bool,
-        current: &mut Vec<usize>,
-        score: f32,
-        best: &mut (f32, Vec<usize>),
-    ) {
-        if row == sims.len() {
-            if score > best.0 {
-                *best = (score, current.clone());
-            }
-            return;
-        }
-        for &c in columns {
-            if distinct && current[..row].contains(&c) {
-                continue;
-            }
-            current[row] = c;
-            search(
-                row + 1,
-                sims,
-                columns,
-                distinct,
-                current,
-                score + sims[row][c],
-                best,
-            );
+    // The matrix is rectangular and finite, so the solver cannot fail; rows <= columns, so
+    // every row gets a column.
+    assignment::maximize(&weights)
+        .expect("a finite rectangular matrix always has an assignment")
+        .into_iter()
+        .map(|column| column.unwrap_or(0))
+        .collect()
+}
+
+/// Index of the largest similarity (the first among equals; 0 if none is a number).
+fn most_similar(row: &[f32]) -> usize {
+    let mut best = (0, f32::NEG_INFINITY);
+    for (i, &s) in row.iter().enumerate() {
+        if s > best.1 {
+            best = (i, s);
         }
     }
-    search(0, sims, &candidates, m <= k, &mut current, 0.0, &mut best);
-    best.1
+    best.0
 }
 
 /// Sort turns, and name speakers SPEAKER_00, SPEAKER_01, ... in order of first appearance.
@@ -714,14 +704,6 @@ fn build_diarization(mut turns: Vec<Turn>, duration: f64) -> Diarization {
         speakers,
         duration,
     }
-}
-
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into())
 }
 
 #[cfg(test)]
@@ -788,5 +770,96 @@ mod tests {
         }
         assert!((score(&got) - best).abs() < 1e-6);
         assert!(got[0] != got[1] && got[1] != got[2] && got[0] != got[2]);
+    }
+
+    /// Best summed similarity over every assignment of the rows to columns, distinct when
+    /// there are enough columns: the exhaustive search the pipeline used before it shared the
+    /// scoring's solver.
+    fn exhaustive_best(sims: &[Vec<f32>], k: usize) -> f64 {
+        fn go(
+            sims: &[Vec<f32>],
+            row: usize,
+            k: usize,
+            used: &mut Vec<bool>,
+            distinct: bool,
+        ) -> f64 {
+            if row == sims.len() {
+                return 0.0;
+            }
+            let mut best = f64::NEG_INFINITY;
+            for c in 0..k {
+                if distinct && used[c] {
+                    continue;
+                }
+                used[c] = true;
+                let rest = go(sims, row + 1, k, used, distinct);
+                used[c] = false;
+                best = best.max(f64::from(sims[row][c]) + rest);
+            }
+            best
+        }
+        go(sims, 0, k, &mut vec![false; k], sims.len() <= k)
+    }
+
+    #[test]
+    fn assignment_matches_exhaustive_search_on_random_matrices() {
+        // Deterministic 64-bit LCG, so a failure reproduces.
+        let mut state = 0x5EED_u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 40) as f32 / (1u32 << 24) as f32
+        };
+        for trial in 0..400 {
+            let rows = 1 + trial % LOCAL_SPEAKERS;
+            let k = 1 + (trial / LOCAL_SPEAKERS) % 8;
+            // Every other trial quantises similarities to tenths, so that ties are common.
+            let quantise = trial % 2 == 0;
+            let sims: Vec<Vec<f32>> = (0..rows)
+                .map(|_| {
+                    (0..k)
+                        .map(|_| {
+                            let s = next() * 2.0 - 1.0;
+                            if quantise {
+                                (s * 10.0).round() / 10.0
+                            } else {
+                                s
+                            }
+                        })
+                        .collect()
+                })
+                .collect();
+            let got = best_distinct_assignment(&sims, k);
+            assert_eq!(got.len(), rows, "trial {trial}");
+            assert!(got.iter().all(|&c| c < k), "trial {trial}: {got:?}");
+            if rows <= k {
+                let mut distinct = got.clone();
+                distinct.sort_unstable();
+                distinct.dedup();
+                assert_eq!(
+                    distinct.len(),
+                    rows,
+                    "trial {trial}: {got:?} is not distinct"
+                );
+            }
+            let score: f64 = got
+                .iter()
+                .enumerate()
+                .map(|(r, &c)| f64::from(sims[r][c]))
+                .sum();
+            let best = exhaustive_best(&sims, k);
+            assert!(
+                (score - best).abs() < 1e-6,
+                "trial {trial}: {sims:?} -> {got:?} scores {score}, exhaustive search {best}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_non_finite_similarity_is_chosen_last() {
+        let sims = vec![vec![f32::NAN, 0.2], vec![0.9, 0.1]];
+        assert_eq!(best_distinct_assignment(&sims, 2), vec![1, 0]);
+        assert_eq!(best_distinct_assignment(&[vec![f32::NAN, 0.3]], 2), vec![1]);
     }
 }

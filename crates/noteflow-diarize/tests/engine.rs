@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use noteflow_diarize::backend::{self, Backend};
-use noteflow_diarize::metrics::{self, ScoringOptions};
 use noteflow_diarize::rttm::{parse_rttm, read_rttm_file};
+use noteflow_diarize::scoring::{self, ScoringOptions};
 use noteflow_diarize::{
     decode_file, Audio16k, BackendKind, Diarization, DiarizeError, Diarizer, ModelDir, ModelError,
     PipelineConfig, SpeakerConstraints, Turn,
@@ -47,7 +47,7 @@ fn reference(name: &str) -> Vec<Turn> {
 }
 
 fn der(reference: &[Turn], hypothesis: &Diarization) -> f64 {
-    metrics::der(
+    scoring::der(
         reference,
         &hypothesis.turns,
         None,

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
-use noteflow_diarize::{Diarization, SpeakerConstraints};
+use noteflow_diarize::{panic_message, Diarization, SpeakerConstraints};
 use noteflow_store::{
     Claim, Heartbeat, Job, JobId, JobResult, JobStore, Outcome, Segment, StoreResult, TurnRecord,
     WorkerId,
@@ -229,7 +229,7 @@ impl Runner {
             .unwrap_or_else(|panic| {
                 Ending::Write(Outcome::Failed(format!(
                     "internal error while running the job: {}",
-                    panic_text(&panic)
+                    panic_message(&*panic)
                 )))
             });
 
@@ -465,14 +465,6 @@ where
         }
     }
     call().await
-}
-
-fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into())
 }
 
 /// For each segment, the speaker whose turns overlap it longest (ties: the speaker first in `turns`);

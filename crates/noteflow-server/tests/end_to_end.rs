@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use noteflow_diarize::metrics::{der, ScoringOptions};
 use noteflow_diarize::rttm::{parse_rttm, read_rttm_file};
+use noteflow_diarize::scoring::{der, ScoringOptions};
 use noteflow_diarize::{BackendKind, Diarizer, ModelDir, PipelineConfig};
 use noteflow_proto::v1 as pb;
 use support::*;

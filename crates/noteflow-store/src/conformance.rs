@@ -149,6 +149,8 @@ where
         drop(guard);
         if let Err(e) = outcome {
             let why = match e.try_into_panic() {
+                // noteflow_diarize::panic_message does this, but the store must not depend on
+                // the engine, so the store keeps its own three lines.
                 Ok(panic) => panic
                     .downcast_ref::<&str>()
                     .map(|s| s.to_string())

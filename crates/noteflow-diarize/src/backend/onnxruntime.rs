@@ -26,6 +26,7 @@ use ort::value::TensorRef;
 use super::{Backend, EMBEDDING_DIM, FRAMES_PER_WINDOW, POWERSET_CLASSES, WINDOW_SAMPLES};
 use crate::fbank::NUM_MEL_BINS;
 use crate::models::{ModelDir, ModelError, ModelFile, EMBEDDING_CAMPPLUS, SEGMENTATION_DYNAMIC};
+use crate::panic::panic_message;
 
 /// Environment variable that names the ONNX Runtime library (the same one `ort` reads).
 pub const DYLIB_ENV: &str = "ORT_DYLIB_PATH";
@@ -263,11 +264,7 @@ fn load_runtime() -> Result<PathBuf, String> {
             how_to_get_it()
         )),
         Err(payload) => {
-            let reason = payload
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| payload.downcast_ref::<&str>().copied())
-                .unwrap_or("unknown error");
+            let reason = panic_message(&*payload);
             Err(format!(
                 "cannot load ONNX Runtime from {}: {reason}. {}",
                 path.display(),
