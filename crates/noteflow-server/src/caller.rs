@@ -2,7 +2,7 @@
 //! the peer's IP address (every connection from one host is one caller); when tenants arrive, the
 //! layer that authenticates them puts the tenant here instead and the limits follow unchanged.
 //!
-//! The per-RPC layer ([`crate::observe`]) puts a [`Caller`] in every request's extensions, so
+//! The per-RPC layer (the `observe` module) puts a [`Caller`] in every request's extensions, so
 //! handlers read it with [`Caller::of`] and never look at transport details themselves.
 
 use std::fmt;
