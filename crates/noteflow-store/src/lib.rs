@@ -29,6 +29,16 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+// The columns of a job row in both SQL stores (the same schema names), for SELECT and RETURNING;
+// each store's `job_from_row` reads them by name. Defined before the stores so both can use it.
+macro_rules! job_columns {
+    () => {
+        "seq, id, meeting_id, state, progress, attempt, request_id, min_speakers, max_speakers, \
+         speakers, segments_updated, error, created_at, started_at, finished_at, worker_id, \
+         lease_expires_at, cancel_requested"
+    };
+}
+
 pub mod contract;
 pub mod memory;
 pub mod sqlite;

@@ -281,15 +281,6 @@ fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-// The columns of a job row, for SELECT and RETURNING; `job_from_row` reads them by name.
-macro_rules! job_columns {
-    () => {
-        "seq, id, meeting_id, state, progress, attempt, request_id, min_speakers, max_speakers, \
-         speakers, segments_updated, error, created_at, started_at, finished_at, worker_id, \
-         lease_expires_at, cancel_requested"
-    };
-}
-
 const SELECT_JOB_BY_ID: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = ?1");
 
 const SELECT_ACTIVE_JOB: &str = concat!(
