@@ -376,6 +376,17 @@ async fn lock_idle_meeting(client: &impl GenericClient, id: MeetingId) -> StoreR
     check_inputs_replaceable(id, exists, active)
 }
 
+/// A read-only transaction that sees one snapshot throughout (REPEATABLE READ), for reads that span
+/// several statements (a meeting with its audio and segments, audio facts with their chunks).
+async fn read_snapshot(conn: &mut Object) -> StoreResult<deadpool_postgres::Transaction<'_>> {
+    conn.build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .pg()
+}
+
 #[async_trait::async_trait]
 impl JobStore for PostgresStore {
     fn mode(&self) -> StorageMode {
@@ -407,13 +418,7 @@ impl JobStore for PostgresStore {
     async fn get_meeting(&self, id: MeetingId) -> StoreResult<Option<Meeting>> {
         let mut conn = self.conn().await?;
         // One snapshot for the meeting, its audio and its segments.
-        let tx = conn
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .pg()?;
+        let tx = read_snapshot(&mut conn).await?;
         let key = id.as_uuid();
         let Some(row) = tx
             .query_opt(
@@ -576,13 +581,7 @@ impl JobStore for PostgresStore {
     async fn get_audio(&self, id: MeetingId) -> StoreResult<Option<StoredAudio>> {
         let mut conn = self.conn().await?;
         // One snapshot: the facts and the chunks of the same upload.
-        let tx = conn
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .pg()?;
+        let tx = read_snapshot(&mut conn).await?;
         let key = id.as_uuid();
         let Some(facts) = tx
             .query_opt(
@@ -1033,13 +1032,7 @@ impl JobStore for PostgresStore {
     async fn result_turns(&self, id: JobId) -> StoreResult<Option<Vec<TurnRecord>>> {
         let mut conn = self.conn().await?;
         // One snapshot for the state check and the turns.
-        let tx = conn
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .pg()?;
+        let tx = read_snapshot(&mut conn).await?;
         let key = id.as_uuid();
         let state: Option<String> = tx
             .query_opt("SELECT state FROM jobs WHERE id = $1", &[&key])
